@@ -1,0 +1,141 @@
+"""Internal interfaces between the hardware blocks of prifence.
+
+These signatures are the seams of the design: every block is a
+:class:`wiring.Component` whose ports are built from them, and the top level
+(``rtl/top.py``) only connects them.
+
+Memory client ports
+    Each block that touches memory owns one *read* and/or one *write* client
+    port, a cut-down AXI4 without IDs: the memory master (``rtl/axi_master.py``)
+    gives every client port its own AXI ID, so a client sees its own responses
+    in the order it issued its requests, and it never sees another client's.
+    ``len`` is beats-1 (bursts are at most 4 beats), ``size`` is log2 of the
+    bytes per beat.  Any ``resp`` other than 0 (OKAY) is a memory fault.
+    A client must keep ``r.ready`` / ``b.ready`` high while it has requests
+    outstanding (the master does not buffer responses).
+
+Queue register ports
+    :class:`QueueRegsSignature` is what the register file gives each queue
+    engine (PQ, FQ, CQ): the software-written fields, the current values of the
+    queue's status bits, and the engine's outputs back (its hardware-owned
+    index, ``on``, one-cycle *set* pulses for status bits, and ``notify``, a
+    pulse per published record that sets the queue's interrupt-pending bit).
+"""
+
+from amaranth.hdl import Shape
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "AXI_OKAY", "AXI_SLVERR", "AXI_DECERR",
+    "MemReadSignature", "MemWriteSignature", "QueueRegsSignature",
+    "InvalidateSignature", "PD_COUNT_WIDTH",
+]
+
+AXI_OKAY = 0
+AXI_SLVERR = 2
+AXI_DECERR = 3
+
+#: Width of the page-request accepted/retired counters used by IOFENCE.PD
+#: (compared modulo 2**width; far more than can ever be in flight).
+PD_COUNT_WIDTH = 16
+
+
+def _addr_cmd(addr_width):
+    return data.StructLayout({"addr": addr_width, "len": 2, "size": 3})
+
+
+class MemReadSignature(wiring.Signature):
+    """A read client port, seen from the client: ``ar`` out, ``r`` in."""
+
+    def __init__(self, *, addr_width=56, data_width=64):
+        if not isinstance(addr_width, int) or addr_width <= 12:
+            raise TypeError(f"addr_width must be an integer above 12, not {addr_width!r}")
+        if data_width not in (64, 128):
+            raise TypeError(f"data_width must be 64 or 128, not {data_width!r}")
+        self.addr_width, self.data_width = addr_width, data_width
+        super().__init__({
+            "ar": Out(stream.Signature(_addr_cmd(addr_width))),
+            "r": In(stream.Signature(data.StructLayout(
+                {"data": data_width, "resp": 2, "last": 1}))),
+        })
+
+
+class MemWriteSignature(wiring.Signature):
+    """A write client port, seen from the client: ``aw`` and ``w`` out, ``b`` in.
+
+    The ``w`` beats of a burst follow its ``aw`` (a client may present ``w``
+    before ``aw`` is accepted; the master keeps AXI's ordering)."""
+
+    def __init__(self, *, addr_width=56, data_width=64):
+        if not isinstance(addr_width, int) or addr_width <= 12:
+            raise TypeError(f"addr_width must be an integer above 12, not {addr_width!r}")
+        if data_width not in (64, 128):
+            raise TypeError(f"data_width must be 64 or 128, not {data_width!r}")
+        self.addr_width, self.data_width = addr_width, data_width
+        super().__init__({
+            "aw": Out(stream.Signature(_addr_cmd(addr_width))),
+            "w": Out(stream.Signature(data.StructLayout(
+                {"data": data_width, "strb": data_width // 8, "last": 1}))),
+            "b": In(stream.Signature(data.StructLayout({"resp": 2}))),
+        })
+
+
+class QueueRegsSignature(wiring.Signature):
+    """The register-file side of one queue, seen from the queue engine.
+
+    Parameters
+    ----------
+    status : tuple of str
+        The names of the queue's W1C status bits, e.g. ``("pqmf", "pqof")``.
+
+    Members
+    -------
+    enable : In(1)        xqen.
+    base_ppn : In(44)     xqb.PPN.
+    log2sz_1 : In(5)      xqb.LOG2SZ-1 (already clamped to 15).
+    sw_index : In(32)     the software-owned index (cqt, fqh or pqh), masked to
+                          the queue size by the register file.
+    status : In(layout)   the current status bits.
+    hw_index : Out(32)    the hardware-owned index (cqh, fqt or pqt).
+    on : Out(1)           xqon.
+    set_status : Out(layout)   one-cycle pulses that set status bits.
+    notify : Out(1)       one-cycle pulse: a record was published (sets the
+                          interrupt-pending bit when the interrupt enable is 1).
+    """
+
+    def __init__(self, status):
+        status = tuple(status)
+        if not all(isinstance(s, str) for s in status):
+            raise TypeError(f"status must be a tuple of names, not {status!r}")
+        self.status_names = status
+        layout = data.StructLayout({name: 1 for name in status})
+        super().__init__({
+            "enable": In(1),
+            "base_ppn": In(44),
+            "log2sz_1": In(5),
+            "sw_index": In(32),
+            "status": In(layout),
+            "hw_index": Out(32),
+            "on": Out(1),
+            "set_status": Out(layout),
+            "notify": Out(1),
+        })
+
+
+class InvalidateSignature(wiring.Signature):
+    """Device-context invalidation, seen from the command queue (the requester).
+
+    The command queue holds ``valid`` with ``all`` (DV=0) or ``did`` (DV=1);
+    the context lookup raises ``ready`` in the cycle it has removed every
+    covered cached context and marked every covered in-flight context read so
+    that it will not fill the cache.  A request looked up after that cycle
+    reads the context from memory."""
+
+    def __init__(self):
+        super().__init__({
+            "valid": Out(1),
+            "all": Out(1),
+            "did": Out(7),
+            "ready": In(1),
+        })
