@@ -29,7 +29,8 @@ from amaranth.lib.wiring import In, Out
 __all__ = [
     "AXI_OKAY", "AXI_SLVERR", "AXI_DECERR",
     "MemReadSignature", "MemWriteSignature", "QueueRegsSignature",
-    "InvalidateSignature", "PD_COUNT_WIDTH",
+    "InvalidateSignature", "PD_COUNT_WIDTH", "AxiLiteSignature", "AxiSignature",
+    "AXI_ID_WIDTH",
 ]
 
 AXI_OKAY = 0
@@ -139,3 +140,50 @@ class InvalidateSignature(wiring.Signature):
             "did": Out(7),
             "ready": In(1),
         })
+
+
+class AxiLiteSignature(wiring.Signature):
+    """AXI4-Lite slave port (32-bit data), seen from the slave.
+
+    Member names are the AXI channel signal names in lower case, so the top
+    level can expose them as ``s_axil_<name>`` by iterating the members."""
+
+    def __init__(self, *, addr_width=12):
+        super().__init__({
+            "awaddr": In(addr_width), "awprot": In(3), "awvalid": In(1), "awready": Out(1),
+            "wdata": In(32), "wstrb": In(4), "wvalid": In(1), "wready": Out(1),
+            "bresp": Out(2), "bvalid": Out(1), "bready": In(1),
+            "araddr": In(addr_width), "arprot": In(3), "arvalid": In(1), "arready": Out(1),
+            "rdata": Out(32), "rresp": Out(2), "rvalid": Out(1), "rready": In(1),
+        })
+
+
+#: AXI4 ID width of the memory master (DESIGN §1).
+AXI_ID_WIDTH = 4
+
+
+class AxiSignature(wiring.Signature):
+    """AXI4 master port, seen from the master (DESIGN §1: no region/user signals).
+
+    Member names are the AXI signal names in lower case, so the top level can
+    expose them as ``m_axi_<name>`` by iterating the members."""
+
+    def __init__(self, *, addr_width=56, data_width=64):
+        if data_width not in (64, 128):
+            raise TypeError(f"data_width must be 64 or 128, not {data_width!r}")
+        members = {}
+        for ch in ("aw", "ar"):
+            members.update({
+                f"{ch}id": Out(AXI_ID_WIDTH), f"{ch}addr": Out(addr_width), f"{ch}len": Out(8),
+                f"{ch}size": Out(3), f"{ch}burst": Out(2), f"{ch}lock": Out(1),
+                f"{ch}cache": Out(4), f"{ch}prot": Out(3), f"{ch}qos": Out(4),
+                f"{ch}valid": Out(1), f"{ch}ready": In(1),
+            })
+        members.update({
+            "wdata": Out(data_width), "wstrb": Out(data_width // 8), "wlast": Out(1),
+            "wvalid": Out(1), "wready": In(1),
+            "bid": In(AXI_ID_WIDTH), "bresp": In(2), "bvalid": In(1), "bready": Out(1),
+            "rid": In(AXI_ID_WIDTH), "rdata": In(data_width), "rresp": In(2), "rlast": In(1),
+            "rvalid": In(1), "rready": Out(1),
+        })
+        super().__init__(members)
