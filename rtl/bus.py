@@ -187,3 +187,20 @@ class AxiSignature(wiring.Signature):
             "rvalid": In(1), "rready": Out(1),
         })
         super().__init__(members)
+
+
+def queue_status_names(queue):
+    """The W1C status bits of queue ``"cq"``, ``"fq"`` or ``"pq"`` (from the register table)."""
+    from prifence.formats import REG, Access
+    return tuple(f.name for f in REG[f"{queue}csr"].fields if f.access is Access.W1C)
+
+
+class DdtpSignature(wiring.Signature):
+    """ddtp as the register file gives it to the context lookup (seen from the lookup).
+
+    ``written`` pulses for one cycle when a ddtp write is accepted (the new
+    ``mode``/``ppn`` are visible from the next cycle): the lookup then empties
+    its cache and stops in-flight context reads from filling it."""
+
+    def __init__(self):
+        super().__init__({"mode": In(4), "ppn": In(44), "written": In(1)})
