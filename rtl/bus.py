@@ -196,11 +196,12 @@ def queue_status_names(queue):
 
 
 class DdtpSignature(wiring.Signature):
-    """ddtp as the register file gives it to the context lookup (seen from the lookup).
+    """ddtp as the register file gives it to the context lookup (seen from the
+    register file, which declares ``Out(DdtpSignature())``; the lookup ``In``).
 
     ``written`` pulses for one cycle when a ddtp write is accepted (the new
     ``mode``/``ppn`` are visible from the next cycle): the lookup then empties
     its cache and stops in-flight context reads from filling it."""
 
     def __init__(self):
-        super().__init__({"mode": In(4), "ppn": In(44), "written": In(1)})
+        super().__init__({"mode": Out(4), "ppn": Out(44), "written": Out(1)})
