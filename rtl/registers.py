@@ -1,0 +1,273 @@
+# The register file of DESIGN.md §2 (offsets and fields as the RISC-V IOMMU
+# specification v1.0, §5), behind an AXI4-Lite slave.
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from prifence.formats import (
+    CAPABILITIES_VERSION, MAX_LOG2SZ_1, REG, REGISTERS, Access, DdtpMode,
+)
+
+from .bus import AxiLiteSignature, DdtpSignature, QueueRegsSignature, queue_status_names
+
+__all__ = ["RegisterFile", "QUEUES"]
+
+#: The three queues, by register-name prefix.
+QUEUES = ("cq", "fq", "pq")
+
+#: Each queue's software-owned and hardware-owned index registers.
+_SW_INDEX = {"cq": "cqt", "fq": "fqh", "pq": "pqh"}
+_HW_INDEX = {"cq": "cqh", "fq": "fqt", "pq": "pqt"}
+#: ipsr bit of each queue.
+_IPSR_BIT = {"cq": "cip", "fq": "fip", "pq": "pip"}
+#: Status bits that stop a queue ("error bits"): cleared when the queue is enabled.
+_ERROR_BITS = {"cq": ("cqmf", "cmd_to", "cmd_ill"), "fq": ("fqmf", "fqof"),
+               "pq": ("pqmf", "pqof")}
+
+
+def _strobe_mask(wstrb):
+    return Cat(*(b.replicate(8) for b in wstrb))
+
+
+class RegisterFile(wiring.Component):
+    """Memory-mapped registers of prifence (DESIGN.md §2), on AXI4-Lite.
+
+    Every register is 32-bit accessible; a 64-bit register is two words.  The
+    table :data:`prifence.formats.REGISTERS` defines offsets and fields; this
+    component only decides where each field's value comes from and what a
+    write does to it.
+
+    Contract
+    --------
+    * AXI4-Lite: the address and data channels are accepted independently, one
+      write and one read at a time; every response is OKAY.  Unmapped offsets
+      read 0 and ignore writes; reserved bits read 0.  ``wstrb`` is honoured
+      per byte: bytes not strobed keep their committed value.
+    * 64-bit registers: a write to the high word sets that register's *held
+      high word*; a write to the low word commits {held high word, new low
+      word} at once.  Reads return committed values.
+    * ``ddtp``: a write asking for a mode other than Off, Bare or 1LVL, or
+      going from 1LVL to 1LVL, is ignored whole.  An accepted write pulses
+      ``ddtp.written``.  ``busy`` reads 0.
+    * Queue bases (cqb, fqb, pqb): LOG2SZ-1 above 15 reads back 15 (WARL).  A
+      base write is ignored while the queue is enabled or on; an accepted one
+      zeroes the queue's software-owned index.
+    * Indices keep only their low LOG2SZ bits.  Hardware-owned indices come
+      from the queue engines.
+    * xqcsr: busy = (xqen ≠ xqon); a write while busy is ignored whole, W1C
+      bits included.  Enabling a queue (xqen 0→1) clears its error bits (the
+      engine zeroes its hardware-owned index itself).  A status bit that the
+      engine sets in the cycle software clears it stays set.
+    * ipsr: a queue's pending bit is set while its interrupt enable is 1 by a
+      published record (``notify``) or by one of its status bits becoming set
+      (for the CQ: cmd_ill, cqmf, fence_w_ip).  Writing 1 clears it, and it is
+      set again at once if the enable is 1 and a status bit of the queue is
+      still set.  ``irq_cq/irq_fq/irq_pq`` are the pending bits.
+    """
+
+    def __init__(self, *, addr_width=56):
+        if not isinstance(addr_width, int) or not 32 <= addr_width <= 64:
+            raise TypeError(f"addr_width must be an integer in 32..64, not {addr_width!r}")
+        self.addr_width = addr_width
+        members = {
+            "bus": Out(AxiLiteSignature()),
+            "ddtp": Out(DdtpSignature()),
+            "irq_cq": Out(1), "irq_fq": Out(1), "irq_pq": Out(1),
+        }
+        for q in QUEUES:
+            members[q] = In(QueueRegsSignature(queue_status_names(q)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+
+        # --- committed state -------------------------------------------------
+        ddtp_mode = Signal(4, name="ddtp_mode")
+        ddtp_ppn = Signal(44, name="ddtp_ppn")
+        base_log2 = {q: Signal(5, name=f"{q}b_log2sz_1") for q in QUEUES}
+        base_ppn = {q: Signal(44, name=f"{q}b_ppn") for q in QUEUES}
+        sw_index = {q: Signal(32, name=f"{_SW_INDEX[q]}_index") for q in QUEUES}
+        enable = {q: Signal(name=f"{q}en") for q in QUEUES}
+        ie = {q: Signal(name=f"{q}ie") for q in QUEUES}
+        status = {q: {n: Signal(name=n) for n in queue_status_names(q)} for q in QUEUES}
+        pending = {q: Signal(name=_IPSR_BIT[q]) for q in QUEUES}
+        held_high = {r.name: Signal(32, name=f"{r.name}_held_high")
+                     for r in REGISTERS if r.size == 8 and r.name != "capabilities"}
+
+        port = {q: getattr(self, q) for q in QUEUES}
+        index_mask = {}
+        for q in QUEUES:
+            index_mask[q] = Signal(32, name=f"{q}_index_mask")
+            m.d.comb += index_mask[q].eq((Const(1, 33) << (base_log2[q] + 1)) - 1)
+            m.d.comb += [
+                port[q].enable.eq(enable[q]),
+                port[q].base_ppn.eq(base_ppn[q]),
+                port[q].log2sz_1.eq(base_log2[q]),
+                port[q].sw_index.eq(sw_index[q]),
+            ]
+            for n in queue_status_names(q):
+                m.d.comb += getattr(port[q].status, n).eq(status[q][n])
+        m.d.comb += [
+            self.ddtp.mode.eq(ddtp_mode), self.ddtp.ppn.eq(ddtp_ppn),
+            self.irq_cq.eq(pending["cq"]), self.irq_fq.eq(pending["fq"]),
+            self.irq_pq.eq(pending["pq"]),
+        ]
+        busy = {q: Signal(name=f"{q}_busy") for q in QUEUES}
+        for q in QUEUES:
+            m.d.comb += busy[q].eq(enable[q] != port[q].on)
+
+        # --- the value each field reads as (one table drives reads and writes)
+        sources = {
+            ("capabilities", "version"): CAPABILITIES_VERSION,
+            ("capabilities", "ats"): 1,
+            ("capabilities", "igs"): 1,            # WSI only
+            ("capabilities", "pas"): self.addr_width,
+            ("fctl", "be"): 0, ("fctl", "wsi"): 1, ("fctl", "gxl"): 0,
+            ("ddtp", "iommu_mode"): ddtp_mode, ("ddtp", "busy"): 0, ("ddtp", "ppn"): ddtp_ppn,
+            ("ipsr", "cip"): pending["cq"], ("ipsr", "fip"): pending["fq"],
+            ("ipsr", "pip"): pending["pq"],
+        }
+        for q in QUEUES:
+            sources[(f"{q}b", "log2sz_1")] = base_log2[q]
+            sources[(f"{q}b", "ppn")] = base_ppn[q]
+            sources[(_SW_INDEX[q], "index")] = sw_index[q]
+            sources[(_HW_INDEX[q], "index")] = port[q].hw_index & index_mask[q]
+            csr = f"{q}csr"
+            sources[(csr, f"{q}en")] = enable[q]
+            sources[(csr, f"{q[0]}ie")] = ie[q]
+            sources[(csr, f"{q}on")] = port[q].on
+            sources[(csr, "busy")] = busy[q]
+            for n, s in status[q].items():
+                sources[(csr, n)] = s
+
+        value = {}
+        for reg in REGISTERS:
+            v = Signal(reg.size * 8, name=f"{reg.name}_value")
+            for f in reg.fields:
+                m.d.comb += v[f.lsb:f.lsb + f.width].eq(sources[(reg.name, f.name)])
+            value[reg.name] = v
+
+        # --- read channel ----------------------------------------------------
+        rdata = Signal(32)
+        with m.Switch(bus.araddr[2:]):
+            for reg in REGISTERS:
+                for word in range(reg.size // 4):
+                    with m.Case((reg.offset >> 2) + word):
+                        m.d.comb += rdata.eq(value[reg.name].word_select(word, 32))
+        m.d.comb += [bus.arready.eq(~bus.rvalid), bus.rresp.eq(0), bus.bresp.eq(0)]
+        with m.If(bus.arvalid & bus.arready):
+            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(rdata)]
+        with m.Elif(bus.rready):
+            m.d.sync += bus.rvalid.eq(0)
+
+        # --- write channel: hold address and data until both are here ---------
+        aw_full = Signal()
+        aw_addr = Signal(12)
+        w_full = Signal()
+        w_data = Signal(32)
+        w_strb = Signal(4)
+        m.d.comb += [bus.awready.eq(~aw_full), bus.wready.eq(~w_full)]
+        with m.If(bus.awvalid & bus.awready):
+            m.d.sync += [aw_full.eq(1), aw_addr.eq(bus.awaddr)]
+        with m.If(bus.wvalid & bus.wready):
+            m.d.sync += [w_full.eq(1), w_data.eq(bus.wdata), w_strb.eq(bus.wstrb)]
+        with m.If(bus.bvalid & bus.bready):
+            m.d.sync += bus.bvalid.eq(0)
+        do_write = Signal()
+        m.d.comb += do_write.eq(aw_full & w_full & (~bus.bvalid | bus.bready))
+        with m.If(do_write):
+            m.d.sync += [aw_full.eq(0), w_full.eq(0), bus.bvalid.eq(1)]
+
+        strobe = Signal(32)
+        m.d.comb += strobe.eq(_strobe_mask(w_strb))
+        written_ones = Signal(32)           # W1C: a bit is cleared by a strobed 1
+        m.d.comb += written_ones.eq(w_data & strobe)
+
+        def merged(word_value):
+            return (word_value & ~strobe) | (w_data & strobe)
+
+        def field_of(word, reg, name, base=0):
+            f = reg.field(name)
+            return word[f.lsb - base:f.lsb - base + f.width]
+
+        # Status set pulses are applied after the software writes below (later
+        # assignments win): "the set wins".
+        clear_status = {q: {n: Signal(name=f"clear_{n}") for n in status[q]} for q in QUEUES}
+        clear_pending = {q: Signal(name=f"clear_{_IPSR_BIT[q]}") for q in QUEUES}
+        m.d.comb += self.ddtp.written.eq(0)
+
+        with m.If(do_write):
+            with m.Switch(aw_addr[2:]):
+                # 64-bit registers with writable fields: held high word, low-word commit.
+                for name, held in held_high.items():
+                    reg = REG[name]
+                    with m.Case((reg.offset >> 2) + 1):
+                        m.d.sync += held.eq(merged(value[name].word_select(1, 32)))
+                    with m.Case(reg.offset >> 2):
+                        cand = Signal(64, name=f"{name}_candidate")
+                        m.d.comb += cand.eq(Cat(merged(value[name].word_select(0, 32)), held))
+                        if name == "ddtp":
+                            mode = field_of(cand, reg, "iommu_mode")
+                            legal = Signal(name="ddtp_legal")
+                            m.d.comb += legal.eq(
+                                ((mode == DdtpMode.OFF) | (mode == DdtpMode.BARE) |
+                                 (mode == DdtpMode.LVL1)) &
+                                ~((ddtp_mode == DdtpMode.LVL1) & (mode == DdtpMode.LVL1)))
+                            with m.If(legal):
+                                m.d.sync += [ddtp_mode.eq(mode),
+                                             ddtp_ppn.eq(field_of(cand, reg, "ppn"))]
+                                m.d.comb += self.ddtp.written.eq(1)
+                        else:
+                            q = name[:2]
+                            log2 = field_of(cand, reg, "log2sz_1")
+                            with m.If(~enable[q] & ~port[q].on):
+                                m.d.sync += [
+                                    base_log2[q].eq(Mux(log2 > MAX_LOG2SZ_1, MAX_LOG2SZ_1, log2)),
+                                    base_ppn[q].eq(field_of(cand, reg, "ppn")),
+                                    sw_index[q].eq(0),
+                                ]
+                for q in QUEUES:
+                    reg = REG[_SW_INDEX[q]]
+                    with m.Case(reg.offset >> 2):
+                        m.d.sync += sw_index[q].eq(merged(value[reg.name]) & index_mask[q])
+                    reg = REG[f"{q}csr"]
+                    with m.Case(reg.offset >> 2):
+                        with m.If(~busy[q]):
+                            cand = merged(value[reg.name])
+                            new_en = field_of(cand, reg, f"{q}en")
+                            m.d.sync += [enable[q].eq(new_en),
+                                         ie[q].eq(field_of(cand, reg, f"{q[0]}ie"))]
+                            for n in status[q]:
+                                clear = field_of(written_ones, reg, n)
+                                if n in _ERROR_BITS[q]:
+                                    clear = clear | (new_en & ~enable[q])
+                                m.d.comb += clear_status[q][n].eq(clear)
+                reg = REG["ipsr"]
+                with m.Case(reg.offset >> 2):
+                    for q in QUEUES:
+                        m.d.comb += clear_pending[q].eq(field_of(written_ones, reg, _IPSR_BIT[q]))
+
+        # --- status bits and interrupt pending bits --------------------------
+        for q in QUEUES:
+            sets, remaining = [], []
+            for n, s in status[q].items():
+                set_pulse = getattr(port[q].set_status, n)
+                with m.If(clear_status[q][n]):
+                    m.d.sync += s.eq(0)
+                with m.If(set_pulse):
+                    m.d.sync += s.eq(1)
+                if q == "cq" and n == "cmd_to":
+                    continue        # never set, and not an interrupt source
+                sets.append(set_pulse & ~s)
+                remaining.append((s & ~clear_status[q][n]) | set_pulse)
+            becomes_set = Signal(name=f"{q}_status_becomes_set")
+            still_set = Signal(name=f"{q}_status_still_set")
+            m.d.comb += [becomes_set.eq(Cat(*sets).any()), still_set.eq(Cat(*remaining).any())]
+            with m.If(clear_pending[q]):
+                m.d.sync += pending[q].eq(ie[q] & still_set)
+            with m.If(ie[q] & (becomes_set | port[q].notify)):
+                m.d.sync += pending[q].eq(1)
+
+        return m
