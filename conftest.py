@@ -11,6 +11,8 @@ def pytest_addoption(parser):
                     help="replay randomized tests with this seed (default: a fresh random seed, printed)")
     group.addoption("--soak", action="store_true", default=False,
                     help="run the long soaks (many more seeds/cycles) instead of the default regression")
+    group.addoption("--prifence-shard", default=None, metavar="K/N",
+                    help="run only shard K of N of the collected tests (stable split by test id)")
 
 
 @pytest.fixture
@@ -36,3 +38,15 @@ def pytest_runtest_logreport(report):
         for key, value in getattr(report, "user_properties", ()):
             if key == "seed":
                 report.sections.append(("prifence", f"failing seed: {value} (replay with --seed {value})"))
+
+
+def pytest_collection_modifyitems(config, items):
+    shard = config.getoption("--prifence-shard")
+    if not shard:
+        return
+    k, n = (int(x) for x in shard.split("/"))
+    import zlib
+    keep = [it for it in items if zlib.crc32(it.nodeid.encode()) % n == k - 1]
+    deselected = [it for it in items if it not in keep]
+    config.hook.pytest_deselected(items=deselected)
+    items[:] = keep
