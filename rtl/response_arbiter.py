@@ -1,0 +1,82 @@
+"""PRG response arbiter: one ``prg_resp`` stream shared by two sources (DESIGN.md §1, §4).
+
+Auto-responses of the page-request path and ``ATS.PRGR`` responses of the command
+queue leave on the same ``prg_resp`` stream, round-robin, each source in its own
+order.  The arbiter holds nothing: a payload is accepted on an input in exactly the
+cycle it is accepted on the output, which is what makes the fences of DESIGN.md §3
+exact (a response is "accepted on ``prg_resp``" when its own source sees ``ready``).
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from prifence.formats import PrgResponse
+
+__all__ = ["ResponseArbiter"]
+
+
+class ResponseArbiter(wiring.Component):
+    """Round-robin merge of two :class:`PrgResponse` streams, without buffering.
+
+    Members
+    -------
+    auto : In(stream.Signature(PrgResponse))
+        Auto-responses from the page-request path.
+    cmd : In(stream.Signature(PrgResponse))
+        ``ATS.PRGR`` responses from the command queue.
+    o : Out(stream.Signature(PrgResponse))
+        ``prg_resp``.
+
+    Contract
+    --------
+    * ``o.valid`` is ``auto.valid | cmd.valid``; it never depends combinationally on
+      ``o.ready`` (nor does ``o.payload``).
+    * An input's ``ready`` is high only in a cycle where that input is selected and
+      ``o.ready`` is high, so a transfer on an input is a transfer on ``o`` in the same
+      cycle; no payload is ever held inside.
+    * Fairness: when both inputs are valid, the one that did not win the last transfer
+      wins; a source waits for at most one transfer of the other.
+    * Stream rules on ``o``: once ``o`` offers a payload it keeps offering that same
+      payload until it is accepted (the selection is locked while ``o`` is stalled,
+      which is sound because a valid input may not withdraw its payload).
+    * Each input's payloads leave in the order that input presented them.
+    """
+
+    def __init__(self):
+        super().__init__({
+            "auto": In(stream.Signature(PrgResponse)),
+            "cmd": In(stream.Signature(PrgResponse)),
+            "o": Out(stream.Signature(PrgResponse)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+
+        # prefer_cmd: the command queue wins a tie (the auto path won the last transfer).
+        prefer_cmd = Signal()
+        # While o is stalled, keep offering the input that was offered last cycle.
+        locked = Signal()
+        locked_cmd = Signal()
+
+        pick_cmd = Signal()
+        with m.If(locked):
+            m.d.comb += pick_cmd.eq(locked_cmd)
+        with m.Else():
+            m.d.comb += pick_cmd.eq(self.cmd.valid & (prefer_cmd | ~self.auto.valid))
+
+        m.d.comb += [
+            self.o.valid.eq(self.auto.valid | self.cmd.valid),
+            self.o.payload.eq(Mux(pick_cmd, self.cmd.payload, self.auto.payload)),
+            self.cmd.ready.eq(self.o.ready & pick_cmd),
+            self.auto.ready.eq(self.o.ready & ~pick_cmd),
+        ]
+
+        m.d.sync += [
+            locked.eq(self.o.valid & ~self.o.ready),
+            locked_cmd.eq(pick_cmd),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += prefer_cmd.eq(~pick_cmd)
+
+        return m
