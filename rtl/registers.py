@@ -1,7 +1,7 @@
 # The register file of DESIGN.md §2 (offsets and fields as the RISC-V IOMMU
 # specification v1.0, §5), behind an AXI4-Lite slave.
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -99,8 +99,10 @@ class RegisterFile(wiring.Component):
         port = {q: getattr(self, q) for q in QUEUES}
         index_mask = {}
         for q in QUEUES:
-            index_mask[q] = Signal(32, name=f"{q}_index_mask")
-            m.d.comb += index_mask[q].eq((Const(1, 33) << (base_log2[q] + 1)) - 1)
+            # Bit i of the mask is set when i < LOG2SZ.  Registered: it changes
+            # only with the base, which only changes while the queue is off.
+            index_mask[q] = Signal(32, name=f"{q}_index_mask", init=1)
+            m.d.sync += index_mask[q].eq(Cat(*(base_log2[q] >= i for i in range(32))))
             m.d.comb += [
                 port[q].enable.eq(enable[q]),
                 port[q].base_ppn.eq(base_ppn[q]),
@@ -164,19 +166,23 @@ class RegisterFile(wiring.Component):
 
         # --- write channel: hold address and data until both are here ---------
         aw_full = Signal()
-        aw_addr = Signal(12)
         w_full = Signal()
         w_data = Signal(32)
         w_strb = Signal(4)
         m.d.comb += [bus.awready.eq(~aw_full), bus.wready.eq(~w_full)]
+        # The address is decoded as it is accepted, so the write itself fans
+        # out from one flip-flop per register word.
+        words = sorted({(r.offset >> 2) + w for r in REGISTERS for w in range(r.size // 4)})
+        selected = {w: Signal(name=f"write_word_{w}") for w in words}
         with m.If(bus.awvalid & bus.awready):
-            m.d.sync += [aw_full.eq(1), aw_addr.eq(bus.awaddr)]
+            m.d.sync += aw_full.eq(1)
+            m.d.sync += [sel.eq(bus.awaddr[2:] == w) for w, sel in selected.items()]
         with m.If(bus.wvalid & bus.wready):
             m.d.sync += [w_full.eq(1), w_data.eq(bus.wdata), w_strb.eq(bus.wstrb)]
         with m.If(bus.bvalid & bus.bready):
             m.d.sync += bus.bvalid.eq(0)
         do_write = Signal()
-        m.d.comb += do_write.eq(aw_full & w_full & (~bus.bvalid | bus.bready))
+        m.d.comb += do_write.eq(aw_full & w_full & ~bus.bvalid)
         with m.If(do_write):
             m.d.sync += [aw_full.eq(0), w_full.eq(0), bus.bvalid.eq(1)]
 
@@ -198,56 +204,57 @@ class RegisterFile(wiring.Component):
         clear_pending = {q: Signal(name=f"clear_{_IPSR_BIT[q]}") for q in QUEUES}
         m.d.comb += self.ddtp.written.eq(0)
 
-        with m.If(do_write):
-            with m.Switch(aw_addr[2:]):
-                # 64-bit registers with writable fields: held high word, low-word commit.
-                for name, held in held_high.items():
-                    reg = REG[name]
-                    with m.Case((reg.offset >> 2) + 1):
-                        m.d.sync += held.eq(merged(value[name].word_select(1, 32)))
-                    with m.Case(reg.offset >> 2):
-                        cand = Signal(64, name=f"{name}_candidate")
-                        m.d.comb += cand.eq(Cat(merged(value[name].word_select(0, 32)), held))
-                        if name == "ddtp":
-                            mode = field_of(cand, reg, "iommu_mode")
-                            legal = Signal(name="ddtp_legal")
-                            m.d.comb += legal.eq(
-                                ((mode == DdtpMode.OFF) | (mode == DdtpMode.BARE) |
-                                 (mode == DdtpMode.LVL1)) &
-                                ~((ddtp_mode == DdtpMode.LVL1) & (mode == DdtpMode.LVL1)))
-                            with m.If(legal):
-                                m.d.sync += [ddtp_mode.eq(mode),
-                                             ddtp_ppn.eq(field_of(cand, reg, "ppn"))]
-                                m.d.comb += self.ddtp.written.eq(1)
-                        else:
-                            q = name[:2]
-                            log2 = field_of(cand, reg, "log2sz_1")
-                            with m.If(~enable[q] & ~port[q].on):
-                                m.d.sync += [
-                                    base_log2[q].eq(Mux(log2 > MAX_LOG2SZ_1, MAX_LOG2SZ_1, log2)),
-                                    base_ppn[q].eq(field_of(cand, reg, "ppn")),
-                                    sw_index[q].eq(0),
-                                ]
-                for q in QUEUES:
-                    reg = REG[_SW_INDEX[q]]
-                    with m.Case(reg.offset >> 2):
-                        m.d.sync += sw_index[q].eq(merged(value[reg.name]) & index_mask[q])
-                    reg = REG[f"{q}csr"]
-                    with m.Case(reg.offset >> 2):
-                        with m.If(~busy[q]):
-                            cand = merged(value[reg.name])
-                            new_en = field_of(cand, reg, f"{q}en")
-                            m.d.sync += [enable[q].eq(new_en),
-                                         ie[q].eq(field_of(cand, reg, f"{q[0]}ie"))]
-                            for n in status[q]:
-                                clear = field_of(written_ones, reg, n)
-                                if n in _ERROR_BITS[q]:
-                                    clear = clear | (new_en & ~enable[q])
-                                m.d.comb += clear_status[q][n].eq(clear)
-                reg = REG["ipsr"]
-                with m.Case(reg.offset >> 2):
-                    for q in QUEUES:
-                        m.d.comb += clear_pending[q].eq(field_of(written_ones, reg, _IPSR_BIT[q]))
+        def case(word):
+            return m.If(do_write & selected[word])
+
+        # 64-bit registers with writable fields: held high word, low-word commit.
+        for name, held in held_high.items():
+            reg = REG[name]
+            with case((reg.offset >> 2) + 1):
+                m.d.sync += held.eq(merged(value[name].word_select(1, 32)))
+            with case(reg.offset >> 2):
+                cand = Signal(64, name=f"{name}_candidate")
+                m.d.comb += cand.eq(Cat(merged(value[name].word_select(0, 32)), held))
+                if name == "ddtp":
+                    mode = field_of(cand, reg, "iommu_mode")
+                    legal = Signal(name="ddtp_legal")
+                    m.d.comb += legal.eq(
+                        ((mode == DdtpMode.OFF) | (mode == DdtpMode.BARE) |
+                         (mode == DdtpMode.LVL1)) &
+                        ~((ddtp_mode == DdtpMode.LVL1) & (mode == DdtpMode.LVL1)))
+                    with m.If(legal):
+                        m.d.sync += [ddtp_mode.eq(mode),
+                                     ddtp_ppn.eq(field_of(cand, reg, "ppn"))]
+                        m.d.comb += self.ddtp.written.eq(1)
+                else:
+                    q = name[:2]
+                    log2 = field_of(cand, reg, "log2sz_1")
+                    with m.If(~enable[q] & ~port[q].on):
+                        m.d.sync += [
+                            base_log2[q].eq(Mux(log2 > MAX_LOG2SZ_1, MAX_LOG2SZ_1, log2)),
+                            base_ppn[q].eq(field_of(cand, reg, "ppn")),
+                            sw_index[q].eq(0),
+                        ]
+        for q in QUEUES:
+            reg = REG[_SW_INDEX[q]]
+            with case(reg.offset >> 2):
+                m.d.sync += sw_index[q].eq(merged(value[reg.name]) & index_mask[q])
+            reg = REG[f"{q}csr"]
+            with case(reg.offset >> 2):
+                with m.If(~busy[q]):
+                    cand = merged(value[reg.name])
+                    new_en = field_of(cand, reg, f"{q}en")
+                    m.d.sync += [enable[q].eq(new_en),
+                                 ie[q].eq(field_of(cand, reg, f"{q[0]}ie"))]
+                    for n in status[q]:
+                        clear = field_of(written_ones, reg, n)
+                        if n in _ERROR_BITS[q]:
+                            clear = clear | (new_en & ~enable[q])
+                        m.d.comb += clear_status[q][n].eq(clear)
+        reg = REG["ipsr"]
+        with case(reg.offset >> 2):
+            for q in QUEUES:
+                m.d.comb += clear_pending[q].eq(field_of(written_ones, reg, _IPSR_BIT[q]))
 
         # --- status bits and interrupt pending bits --------------------------
         for q in QUEUES:

