@@ -104,6 +104,28 @@ def cmd_regress(args):
     return subprocess.call(cmd, cwd=REPO)
 
 
+def cmd_synth(args):
+    import json
+    from prifence.synth import SynthError, synthesize
+    try:
+        result = synthesize(args.target, freq_mhz=args.freq, params=_rtl_params(args),
+                            core=args.core, progress=not args.json, seed=args.seed)
+    except SynthError as exc:
+        print(f"prifence synth: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(result.table())
+        print(f"reports in {result.workdir}")
+    if not result.met:
+        if not args.json:
+            print(f"timing FAILED: {result.achieved_mhz:.1f} MHz < {result.requested_mhz:.1f} MHz",
+                  file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="prifence",
@@ -125,6 +147,16 @@ def build_parser():
     p = sub.add_parser("bench", help="measure throughput, latency and simulation speed")
     p.add_argument("--quick", action="store_true", help="shorter runs")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("synth", help="synthesise, place and route for an FPGA and report Fmax/resources")
+    p.add_argument("--target", choices=("ecp5", "ice40"), required=True)
+    p.add_argument("--freq", type=float, help="requested clock in MHz (default: ecp5 150, ice40 48)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--core", choices=("top", "registers"), default="top",
+                   help="what to implement (registers: a small quick configuration)")
+    p.add_argument("--seed", type=int, default=1, help="placer seed")
+    _add_rtl_params(p)
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("regress", help="run the cocotb regressions and write JUnit XML")
     p.add_argument("-k", help="only tests matching this pytest expression")

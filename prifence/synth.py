@@ -186,9 +186,10 @@ def synthesize(target, *, freq_mhz=None, params=None, core="top", workdir=None,
     crit = []
     for path in report.get("critical_paths", [])[:1]:
         for step in path.get("path", []):
-            if step.get("type") == "logic" or step.get("type") == "clk-to-q":
-                crit.append(f"{step.get('from', {}).get('cell', '?')} -> "
-                            f"{step.get('to', {}).get('cell', '?')} ({step.get('delay', 0):.2f} ns)")
+            if step.get("type") in ("clk-to-q", "logic", "setup"):
+                to = step.get("to", {})
+                crit.append(f"{step['type']:<8} {to.get('cell', '?')}.{to.get('port', '?')} "
+                            f"+{step.get('delay', 0):.2f} ns")
     util = {k: v for k, v in report.get("utilization", {}).items() if v.get("used")}
     return SynthResult(t.name, t.device, freq, float(achieved), luts, ffs, brams, util,
-                       crit[-12:], time.monotonic() - start, str(work))
+                       crit[:4] + (["..."] if len(crit) > 8 else []) + crit[max(4, len(crit) - 4):], time.monotonic() - start, str(work))
