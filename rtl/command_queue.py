@@ -53,10 +53,11 @@ class CommandQueue(wiring.Component):
     data_width : int
         Memory data width, 64 or 128: a command is one 2-beat burst at 64 bits,
         one beat at 128.
-    prefetch_depth : int
+    prefetch_depth : int or None
         Commands fetched ahead of execution (in flight plus buffered), at least 1.
-        The default 8 sustains 0.5 commands per clock against a memory answering
-        within 8 cycles.
+        The default (8 at 64 bits, 16 at 128) sustains the memory-port bound of
+        DESIGN §1 (0.5 or 1.0 commands per clock) against a memory answering within
+        8 cycles.
 
     Members
     -------
@@ -113,18 +114,23 @@ class CommandQueue(wiring.Component):
           completed it snapshots ``pr_accepted``; its AV store, fence_w_ip and cqh
           advance wait until ``pr_retired`` reaches the snapshot (modular compare).
     Latency (measured in ``tests/rtl_cq/figures.py``)
-        A fence without AV completes (cqh moves) 2 cycles after the acceptance of the
-        last earlier response, or after its fetch's last beat; with AV, the store
-        is issued after 2 cycles and cqh moves 1 cycle after the write response.
+        The cycle in which the last earlier response is accepted on ``resp`` counts as
+        the cycle every earlier command has completed (``IOFENCE.PD`` snapshots
+        ``pr_accepted`` then).  A fence without AV moves cqh in the next cycle; with
+        AV its store is offered in the next cycle and cqh moves in the cycle after
+        the write response.  A fence with no earlier work acts 1 cycle after the last
+        beat of its fetch.
     """
 
-    def __init__(self, *, addr_width=56, data_width=64, prefetch_depth=8):
+    def __init__(self, *, addr_width=56, data_width=64, prefetch_depth=None):
         if not isinstance(addr_width, int) or isinstance(addr_width, bool) or addr_width <= PAGE_SHIFT:
             raise TypeError(f"addr_width must be an integer above {PAGE_SHIFT}, not {addr_width!r}")
         if addr_width > 64:
             raise TypeError(f"addr_width must be at most 64, not {addr_width!r}")
         if data_width not in (64, 128) or isinstance(data_width, bool):
             raise TypeError(f"data_width must be 64 or 128, not {data_width!r}")
+        if prefetch_depth is None:
+            prefetch_depth = 8 if data_width == 64 else 16
         if not isinstance(prefetch_depth, int) or isinstance(prefetch_depth, bool) or prefetch_depth < 1:
             raise TypeError(f"prefetch_depth must be a positive integer, not {prefetch_depth!r}")
         self.addr_width = addr_width
@@ -350,9 +356,10 @@ class CommandQueue(wiring.Component):
                         ]
                         m.next = "Inval"
                     with m.Else():   # IOFENCE.C or IOFENCE.PD
-                        # Every earlier command has completed: the only one that can
-                        # still be in progress is an ATS.PRGR waiting on resp.
-                        with m.If(~resp_valid):
+                        # Every earlier command has completed once the last ATS.PRGR
+                        # response (the only earlier work that can still be pending)
+                        # is accepted, at the latest in this cycle.
+                        with m.If(resp_free):
                             m.d.sync += [
                                 fence_av.eq(fence_cmd.av),
                                 fence_wsi.eq(fence_cmd.wsi),
