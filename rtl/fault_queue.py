@@ -1,0 +1,144 @@
+# The fault-queue writer (DESIGN.md §2 queue rules, §3 "FQ record"; RISC-V IOMMU
+# specification v1.0 §3.2 "Fault/Event-Queue").
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from prifence.formats import (
+    FQ_RECORD_BYTES, IOTVAL_PAGE_REQUEST, PAGE_SHIFT, TTYP_PAGE_REQUEST, FqRecord,
+)
+
+from .bus import MemWriteSignature, QueueRegsSignature, queue_status_names
+
+__all__ = ["FaultReport", "FaultQueue", "queue_mask"]
+
+#: A fault to record: the request's identity and the cause (DESIGN §4 FQ column).
+FaultReport = data.StructLayout({"did": 24, "pv": 1, "pid": 20, "priv": 1, "cause": 12})
+
+
+def queue_mask(log2sz_1):
+    """Index mask of a queue of 2**(log2sz_1+1) entries (LOG2SZ-1 at most 15)."""
+    return ((Const(1, 17) << (log2sz_1 + 1)) - 1)[:17]
+
+
+class FaultQueue(wiring.Component):
+    """Writes FQ records for the faults the page-request path reports.
+
+    Parameters
+    ----------
+    addr_width, data_width : int
+        Of the memory write client.
+    depth : int
+        Reports buffered ahead of the writer.
+
+    Members
+    -------
+    i : In(stream.Signature(FaultReport))
+    mem : Out(MemWriteSignature)
+        One 32-byte burst per record, at ``fqb.PPN << 12 | fqt * 32``.
+    regs : Out(QueueRegsSignature(("fqmf", "fqof")))
+
+    Contract
+    --------
+    * ``fqon`` becomes 1 the cycle after ``fqen`` is seen 1 (``fqt`` is zeroed
+      then); after ``fqen`` drops it stays 1 until the record write in flight
+      (if any) has had its response.
+    * A report taken while the queue is off, disabled, or has ``fqmf`` or
+      ``fqof`` set is dropped.  If the queue is full (fqt + 1 == fqh) the report
+      is dropped and ``fqof`` is set.  Otherwise the record is written (TTYP 9,
+      iotval 0x04; PID and PRIV are 0 when PV is 0) and, once its write is
+      acknowledged OKAY, ``fqt`` moves past it and ``notify`` pulses; a write
+      answered otherwise sets ``fqmf`` and ``fqt`` stays.
+    * One record is in flight at a time; reports queue in ``depth`` entries and
+      ``i.ready`` drops when they are full.
+    """
+
+    def __init__(self, *, addr_width=56, data_width=64, depth=4):
+        if not isinstance(depth, int) or depth < 2:
+            raise TypeError(f"depth must be an integer of at least 2, not {depth!r}")
+        self.addr_width, self.data_width, self.depth = addr_width, data_width, depth
+        super().__init__({
+            "i": In(stream.Signature(FaultReport)),
+            "mem": Out(MemWriteSignature(addr_width=addr_width, data_width=data_width)),
+            "regs": Out(QueueRegsSignature(queue_status_names("fq"))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        regs = self.regs
+        beats = FQ_RECORD_BYTES * 8 // self.data_width
+        m.submodules.reports = reports = fifo.SyncFIFOBuffered(
+            width=FaultReport.size, depth=self.depth)
+        m.d.comb += [reports.w_data.eq(self.i.payload), reports.w_en.eq(self.i.valid),
+                     self.i.ready.eq(reports.w_rdy)]
+        head = data.View(FaultReport, reports.r_data)
+
+        fqt = Signal(16, name="fqt")
+        on = Signal(name="fqon")
+        mask = Signal(17, name="fq_mask")
+        m.d.comb += [mask.eq(queue_mask(regs.log2sz_1)), regs.hw_index.eq(fqt), regs.on.eq(on)]
+
+        record = Signal(FqRecord, name="fq_record")
+        beat = Signal(range(beats + 1), name="fq_beat")
+        writing = Signal(name="fq_writing")        # AW/W being sent or B awaited
+        aw_done = Signal(name="fq_aw_done")
+        w_done = Signal(name="fq_w_done")
+
+        stopped = regs.status.fqmf | regs.status.fqof
+        full = ((fqt + 1) & mask)[:16] == regs.sw_index[:16]
+
+        with m.If(~on & regs.enable & ~writing):
+            m.d.sync += [on.eq(1), fqt.eq(0)]
+        with m.If(on & ~regs.enable & ~writing):
+            m.d.sync += on.eq(0)
+
+        with m.If(~writing & reports.r_rdy):
+            m.d.comb += reports.r_en.eq(1)
+            with m.If(~(on & regs.enable) | stopped):
+                pass                        # dropped: the queue cannot take records
+            with m.Elif(full):
+                m.d.comb += regs.set_status.fqof.eq(1)
+            with m.Else():
+                addr = (regs.base_ppn << PAGE_SHIFT) | (fqt * FQ_RECORD_BYTES)
+                m.d.sync += [
+                    writing.eq(1), aw_done.eq(0), w_done.eq(0), beat.eq(0),
+                    self.mem.aw.p.addr.eq(addr[:self.addr_width]),
+                    record.cause.eq(head.cause),
+                    record.pv.eq(head.pv),
+                    record.pid.eq(Mux(head.pv, head.pid, 0)),
+                    record.priv.eq(head.pv & head.priv),
+                    record.ttyp.eq(TTYP_PAGE_REQUEST),
+                    record.did.eq(head.did),
+                    record.iotval.eq(IOTVAL_PAGE_REQUEST),
+                ]
+
+        m.d.comb += [
+            self.mem.aw.valid.eq(writing & ~aw_done),
+            self.mem.aw.p.len.eq(beats - 1),
+            self.mem.aw.p.size.eq((self.data_width // 8).bit_length() - 1),
+            self.mem.w.valid.eq(writing & ~w_done),
+            self.mem.b.ready.eq(1),
+        ]
+        words = [record.as_value()[k * self.data_width:(k + 1) * self.data_width] for k in range(beats)]
+        w_data = Signal(self.data_width, name="fq_w_data")
+        with m.Switch(beat):
+            for k, word in enumerate(words):
+                with m.Case(k):
+                    m.d.comb += w_data.eq(word)
+        # One assignment of the whole beat (see rtl/page_request_queue.py).
+        m.d.comb += self.mem.w.p.eq(Cat(w_data, Const(-1, self.data_width // 8), beat == beats - 1))
+        with m.If(self.mem.aw.valid & self.mem.aw.ready):
+            m.d.sync += aw_done.eq(1)
+        with m.If(self.mem.w.valid & self.mem.w.ready):
+            m.d.sync += beat.eq(beat + 1)
+            with m.If(self.mem.w.p.last):
+                m.d.sync += w_done.eq(1)
+        with m.If(writing & self.mem.b.valid):
+            m.d.sync += writing.eq(0)
+            with m.If(self.mem.b.p.resp == 0):
+                m.d.sync += fqt.eq((fqt + 1) & mask)
+                m.d.comb += regs.notify.eq(1)
+            with m.Else():
+                m.d.comb += regs.set_status.fqmf.eq(1)
+        return m

@@ -1,0 +1,335 @@
+# The page-request path (DESIGN.md §4 "Page-request disposition", §2 queue rules
+# and timing, §3 "PQ record"; RISC-V IOMMU specification v1.0 §3.3
+# "Page-Request-Queue").
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from prifence.formats import (
+    PAGE_SHIFT, PQ_RECORD_BYTES, Cause, PageRequest, PqRecord, PrgResponse, ResponseCode,
+    is_stop_marker,
+)
+
+from .bus import (
+    PD_COUNT_WIDTH, DdtpSignature, InvalidateSignature, MemReadSignature, MemWriteSignature,
+    QueueRegsSignature, queue_status_names,
+)
+from .context_lookup import ContextLookup, ContextStatus
+from .fault_queue import FaultReport, queue_mask
+from .ingress import Ingress
+
+__all__ = ["PageRequestQueue"]
+
+#: One request waiting to retire, in arrival order.
+_RetireEntry = data.StructLayout({
+    "is_write": 1,      # decided "write": waits for its B response
+    "respond": 1,       # L=1 and not a Stop Marker: answered unless its record is published
+    "resp": PrgResponse,
+})
+
+
+class PageRequestQueue(wiring.Component):
+    """Takes page requests, decides each one per DESIGN §4, writes PQ records,
+    reports faults and sends auto-responses.
+
+    Parameters
+    ----------
+    addr_width, data_width : int
+        Of the memory client ports (data 64 or 128).
+    ingress_depth : int
+        Depth of the ingress FIFO (:class:`rtl.ingress.Ingress`).
+    dc_cache_entries : int
+        Entries of the device-context cache (:class:`rtl.context_lookup.ContextLookup`).
+    max_in_flight : int
+        Requests decided but not yet retired (records in flight included).
+
+    Members
+    -------
+    page_req : In(stream.Signature(PageRequest))
+        ``ready`` is high exactly when the ingress FIFO has room.
+    resp : Out(stream.Signature(PrgResponse))
+        Auto-responses, in arrival order of their requests.
+    ctx_mem : Out(MemReadSignature)
+        Device-context reads.
+    rec_mem : Out(MemWriteSignature)
+        PQ record writes, one burst of 16 bytes each, several in flight.
+    fault : Out(stream.Signature(FaultReport))
+        Faults for the FQ writer (§4 FQ column), in arrival order.
+    regs : Out(QueueRegsSignature(("pqmf", "pqof")))
+    ddtp : In(DdtpSignature)
+    inval : In(InvalidateSignature)
+    pr_accepted : Out(PD_COUNT_WIDTH)
+        Requests accepted on ``page_req`` in earlier cycles (mod 2**width).
+    pr_retired : Out(PD_COUNT_WIDTH)
+        Requests retired (mod 2**width): a request retires, in arrival order,
+        when its record has been written and ``pqt`` published past it, or it
+        was dropped, or its auto-response was accepted on ``resp``.
+
+    Contract
+    --------
+    * A request is decided when it leaves the context lookup, by the first
+      matching row of §4: context rows (Off, Bare, too wide, load fault, V=0,
+      misconfigured, EN_ATS/EN_PRI) report a fault on ``fault`` (not the
+      EN_* row when DTF=1) and answer Response Failure or Invalid Request;
+      then "pqen=0, pqon=0 or pqmf" answers Response Failure; then "pqof or
+      full" answers Success and sets pqof; else the record is written.  The
+      full test counts records issued but not yet acknowledged.  Only requests
+      with L=1 that are not Stop Markers are answered; the others are dropped.
+    * The auto-response carries PV and the PASID when the request had one and
+      the code is Response Failure or the context has PRPR=1 (PRPR counts as 0
+      without a usable context).
+    * Records are written at ``pqb.PPN << 12 | index * 16``; ``pqt`` moves past
+      a record only when its write has been acknowledged OKAY and every earlier
+      request has retired, and ``notify`` pulses in that cycle.
+    * A record write answered other than OKAY sets ``pqmf`` when it reaches the
+      head of the retire order (``pqt`` stays before it); it and every record
+      issued after it are discarded (answered Response Failure when they have
+      L=1), and no record is issued from the fault until ``pqmf`` is cleared.
+      The next record goes to ``pqt``.
+    * ``pqon`` becomes 1 the cycle after ``pqen`` is seen 1 (``pqt`` is zeroed
+      then); after ``pqen`` drops it stays 1 until every record decided
+      "write" has retired (written and published, or discarded).
+    * Back-pressure on ``resp`` holds the retire order and so, once
+      ``max_in_flight`` requests wait, the whole path and ``page_req``.
+    """
+
+    def __init__(self, *, addr_width=56, data_width=64, ingress_depth=16, dc_cache_entries=8,
+                 max_in_flight=16):
+        if not isinstance(max_in_flight, int) or max_in_flight < 2 or max_in_flight & (max_in_flight - 1):
+            raise TypeError(f"max_in_flight must be a power of 2 of at least 2, not {max_in_flight!r}")
+        if data_width not in (64, 128):
+            raise TypeError(f"data_width must be 64 or 128, not {data_width!r}")
+        self.addr_width, self.data_width = addr_width, data_width
+        self.ingress_depth, self.dc_cache_entries = ingress_depth, dc_cache_entries
+        self.max_in_flight = max_in_flight
+        mem = dict(addr_width=addr_width, data_width=data_width)
+        super().__init__({
+            "page_req": In(stream.Signature(PageRequest)),
+            "resp": Out(stream.Signature(PrgResponse)),
+            "ctx_mem": Out(MemReadSignature(**mem)),
+            "rec_mem": Out(MemWriteSignature(**mem)),
+            "fault": Out(stream.Signature(FaultReport)),
+            "regs": Out(QueueRegsSignature(queue_status_names("pq"))),
+            "ddtp": In(DdtpSignature()),
+            "inval": In(InvalidateSignature()),
+            "pr_accepted": Out(PD_COUNT_WIDTH),
+            "pr_retired": Out(PD_COUNT_WIDTH),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        regs = self.regs
+        depth = self.max_in_flight
+        ptr_bits = (depth - 1).bit_length()
+        beats = PQ_RECORD_BYTES * 8 // self.data_width
+
+        # --- ingress FIFO and context lookup ---------------------------------------
+        m.submodules.ingress = ingress = Ingress(depth=self.ingress_depth)
+        m.submodules.lookup = lookup = ContextLookup(
+            addr_width=self.addr_width, data_width=self.data_width,
+            cache_entries=self.dc_cache_entries)
+        wiring.connect(m, wiring.flipped(self.page_req), ingress.i)
+        wiring.connect(m, ingress.o, lookup.i)
+        wiring.connect(m, wiring.flipped(self.ctx_mem), lookup.mem)
+        wiring.connect(m, wiring.flipped(self.ddtp), lookup.ddtp)
+        wiring.connect(m, wiring.flipped(self.inval), lookup.inval)
+        m.d.comb += self.pr_accepted.eq(ingress.accepted)
+
+        # --- queue state ----------------------------------------------------------
+        on = Signal(name="pqon")
+        pqt = Signal(16, name="pqt")                 # published tail
+        issue_idx = Signal(16, name="pq_issue_index")  # where the next record goes
+        mask = Signal(17, name="pq_mask")
+        mf_pending = Signal(name="pq_mf_pending")    # a record write faulted, pqmf not yet set
+        writes_in_rob = Signal(ptr_bits + 1, name="pq_writes_in_flight")
+        m.d.comb += [mask.eq(queue_mask(regs.log2sz_1)), regs.hw_index.eq(pqt), regs.on.eq(on)]
+
+        # --- retire order (a ring of decided requests) -------------------------------
+        rob = Array(Signal(_RetireEntry.size, name=f"rob{k}") for k in range(depth))
+        head_ptr = Signal(ptr_bits + 1, name="rob_head")
+        tail_ptr = Signal(ptr_bits + 1, name="rob_tail")
+        b_done = Signal(depth, name="rob_b_done")     # write acknowledged (either way)
+        bad = Signal(depth, name="rob_bad")           # write faulted or discarded
+        owner = Signal(depth, name="rob_owner")       # the write whose fault sets pqmf
+        w_pending = Signal(depth, name="rob_w_pending")  # write issued, B not yet seen
+        rob_free = Signal(name="rob_free")
+        m.d.comb += rob_free.eq((head_ptr ^ tail_ptr) != (1 << ptr_bits))
+        tail_idx = tail_ptr[:ptr_bits]
+        head_idx = head_ptr[:ptr_bits]
+
+        # --- record issue FIFOs ---------------------------------------------------------
+        m.submodules.aw_fifo = aw_fifo = fifo.SyncFIFOBuffered(width=self.addr_width, depth=depth)
+        m.submodules.w_fifo = w_fifo = fifo.SyncFIFOBuffered(width=PqRecord.as_shape().size, depth=depth)
+        m.submodules.b_order = b_order = fifo.SyncFIFO(width=max(ptr_bits, 1), depth=depth)
+
+        # --- decision (DESIGN §4, top to bottom) ------------------------------------------
+        lk = lookup.o
+        req = lk.p.req
+        status = lk.p.status
+        dc = lk.p.dc
+        respond = req.l & ~is_stop_marker(req.pv, req.l, req.r, req.w)
+        code = Signal(4, name="decide_code")
+        cause = Signal(12, name="decide_cause")
+        report = Signal(name="decide_report")
+        write = Signal(name="decide_write")
+        set_of = Signal(name="decide_set_pqof")
+        prpr = (status == ContextStatus.OK) & dc.prpr
+        full = ((issue_idx + 1) & mask)[:16] == regs.sw_index[:16]
+        mf = regs.status.pqmf | mf_pending
+
+        rows = [
+            (status == ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE, Cause.ALL_INBOUND_DISALLOWED),
+            (status == ContextStatus.BARE, ResponseCode.INVALID_REQUEST, Cause.TRANSACTION_TYPE_DISALLOWED),
+            (status == ContextStatus.TOO_WIDE, ResponseCode.INVALID_REQUEST,
+             Cause.TRANSACTION_TYPE_DISALLOWED),
+            (status == ContextStatus.LOAD_FAULT, ResponseCode.RESPONSE_FAILURE, Cause.DDT_LOAD_FAULT),
+            (status == ContextStatus.INVALID, ResponseCode.RESPONSE_FAILURE, Cause.DDT_INVALID),
+            (status == ContextStatus.MISCONFIGURED, ResponseCode.RESPONSE_FAILURE, Cause.DDT_MISCONFIGURED),
+        ]
+        for k, (cond, row_code, row_cause) in enumerate(rows):
+            with (m.If if k == 0 else m.Elif)(cond):
+                m.d.comb += [code.eq(row_code), cause.eq(row_cause), report.eq(1)]
+        with m.Elif(~dc.en_ats | ~dc.en_pri):
+            m.d.comb += [code.eq(ResponseCode.INVALID_REQUEST),
+                         cause.eq(Cause.TRANSACTION_TYPE_DISALLOWED), report.eq(~dc.dtf)]
+        with m.Elif(~(regs.enable & on) | mf):
+            m.d.comb += code.eq(ResponseCode.RESPONSE_FAILURE)
+        with m.Elif(regs.status.pqof | full):
+            m.d.comb += [code.eq(ResponseCode.SUCCESS), set_of.eq(1)]
+        with m.Else():
+            m.d.comb += [code.eq(ResponseCode.RESPONSE_FAILURE), write.eq(1)]
+
+        with_pasid = req.pv & ((code == ResponseCode.RESPONSE_FAILURE) | prpr)
+        entry = Signal(_RetireEntry, name="decide_entry")
+        m.d.comb += [
+            entry.is_write.eq(write),
+            entry.respond.eq(respond),
+            entry.resp.did.eq(req.did),
+            entry.resp.pv.eq(with_pasid),
+            entry.resp.pid.eq(Mux(with_pasid, req.pid, 0)),
+            entry.resp.prgi.eq(req.prgi),
+            entry.resp.code.eq(code),
+        ]
+
+        issue_room = aw_fifo.w_rdy & w_fifo.w_rdy & b_order.w_rdy
+        m.d.comb += [
+            self.fault.valid.eq(lk.valid & report & rob_free),
+            self.fault.p.did.eq(req.did),
+            self.fault.p.pv.eq(req.pv),
+            self.fault.p.pid.eq(req.pid),
+            self.fault.p.priv.eq(req.priv),
+            self.fault.p.cause.eq(cause),
+            lk.ready.eq(rob_free & (~report | self.fault.ready) & (~write | issue_room)),
+        ]
+        decide = lk.valid & lk.ready
+        record = Signal(PqRecord, name="decide_record")
+        m.d.comb += [
+            record.pid.eq(Mux(req.pv, req.pid, 0)),
+            record.pv.eq(req.pv),
+            record.priv.eq(req.pv & req.priv),
+            record.exec.eq(req.pv & req.exec),
+            record.did.eq(req.did),
+            record.r.eq(req.r), record.w.eq(req.w), record.l.eq(req.l),
+            record.prgi.eq(req.prgi),
+            record.addr.eq(req.addr),
+        ]
+        record_addr = (regs.base_ppn << PAGE_SHIFT) | (issue_idx * PQ_RECORD_BYTES)
+
+        with m.If(decide):
+            m.d.sync += [rob[tail_idx].eq(entry), tail_ptr.eq(tail_ptr + 1)]
+            m.d.comb += regs.set_status.pqof.eq(set_of)
+            with m.If(write):
+                m.d.comb += [
+                    aw_fifo.w_data.eq(record_addr[:self.addr_width]), aw_fifo.w_en.eq(1),
+                    w_fifo.w_data.eq(record), w_fifo.w_en.eq(1),
+                    b_order.w_data.eq(tail_idx), b_order.w_en.eq(1),
+                ]
+                m.d.sync += issue_idx.eq((issue_idx + 1) & mask)
+
+        # --- record writes ------------------------------------------------------------------
+        beat = Signal(range(max(beats, 2)), name="pq_beat")
+        m.d.comb += [
+            self.rec_mem.aw.valid.eq(aw_fifo.r_rdy),
+            self.rec_mem.aw.p.addr.eq(aw_fifo.r_data),
+            self.rec_mem.aw.p.len.eq(beats - 1),
+            self.rec_mem.aw.p.size.eq((self.data_width // 8).bit_length() - 1),
+            aw_fifo.r_en.eq(self.rec_mem.aw.valid & self.rec_mem.aw.ready),
+            self.rec_mem.w.valid.eq(w_fifo.r_rdy),
+            w_fifo.r_en.eq(self.rec_mem.w.valid & self.rec_mem.w.ready & self.rec_mem.w.p.last),
+            self.rec_mem.b.ready.eq(1),
+        ]
+        w_data = Signal(self.data_width, name="pq_w_data")
+        with m.Switch(beat):
+            for k in range(beats):
+                with m.Case(k):
+                    m.d.comb += w_data.eq(w_fifo.r_data[k * self.data_width:(k + 1) * self.data_width])
+        # One assignment of the whole beat: a constant-only assignment of the
+        # strobe would be printed as an `always @*` that Verilator never runs.
+        m.d.comb += self.rec_mem.w.p.eq(Cat(w_data, Const(-1, self.data_width // 8), beat == beats - 1))
+        with m.If(self.rec_mem.w.valid & self.rec_mem.w.ready):
+            m.d.sync += beat.eq(Mux(self.rec_mem.w.p.last, 0, beat + 1))
+
+        # --- per-entry flags: allocation, B responses, fault discards -------------------------
+        b_fire = self.rec_mem.b.valid
+        b_idx = b_order.r_data
+        b_fault = self.rec_mem.b.p.resp != 0
+        m.d.comb += b_order.r_en.eq(b_fire)
+        new_bad = Signal(depth, name="rob_bad_next")
+        m.d.comb += new_bad.eq(bad)
+        first_fault = Signal(name="pq_first_fault")
+        m.d.comb += first_fault.eq(b_fire & b_fault & ~bad.bit_select(b_idx, 1))
+        with m.If(first_fault):
+            # The faulting record and every record issued after it are discarded.
+            m.d.comb += new_bad.eq(bad | w_pending)
+            m.d.sync += mf_pending.eq(1)
+        for k in range(depth):
+            with m.If(decide & (tail_idx == k)):
+                m.d.sync += [b_done[k].eq(0), owner[k].eq(0), w_pending[k].eq(write)]
+                m.d.comb += new_bad[k].eq(0)
+            with m.If(b_fire & (b_idx == k)):
+                m.d.sync += [b_done[k].eq(1), w_pending[k].eq(0)]
+                with m.If(first_fault):
+                    m.d.sync += owner[k].eq(1)
+        m.d.sync += bad.eq(new_bad)
+
+        # --- retire, in arrival order -------------------------------------------------------
+        head = data.View(_RetireEntry, rob[head_idx])
+        occupied = head_ptr != tail_ptr
+        h_done = b_done.bit_select(head_idx, 1)
+        h_bad = bad.bit_select(head_idx, 1)
+        h_owner = owner.bit_select(head_idx, 1)
+        retire = Signal(name="pq_retire")
+        publish = Signal(name="pq_publish")
+        answer = Signal(name="pq_answer")
+        with m.If(occupied):
+            with m.If(head.is_write):
+                with m.If(h_done & ~h_bad):
+                    m.d.comb += [publish.eq(1), retire.eq(1)]
+                with m.Elif(h_done & h_bad):
+                    m.d.comb += answer.eq(head.respond)
+                    m.d.comb += retire.eq(~head.respond | self.resp.ready)
+            with m.Else():
+                m.d.comb += answer.eq(head.respond)
+                m.d.comb += retire.eq(~head.respond | self.resp.ready)
+        m.d.comb += [self.resp.valid.eq(answer), self.resp.p.eq(head.resp)]
+
+        with m.If(retire):
+            m.d.sync += [head_ptr.eq(head_ptr + 1), self.pr_retired.eq(self.pr_retired + 1)]
+        with m.If(publish):
+            m.d.sync += pqt.eq((pqt + 1) & mask)
+            m.d.comb += regs.notify.eq(1)
+        with m.If(retire & head.is_write & h_bad & h_owner):
+            m.d.comb += regs.set_status.pqmf.eq(1)
+            m.d.sync += [issue_idx.eq(pqt), mf_pending.eq(0)]
+
+        write_alloc = decide & write
+        write_retire = retire & head.is_write
+        m.d.sync += writes_in_rob.eq(writes_in_rob + write_alloc - write_retire)
+
+        # --- on/off (DESIGN §2 "Timing") -------------------------------------------------------
+        with m.If(~on & regs.enable):
+            m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0)]
+        with m.If(on & ~regs.enable & (writes_in_rob == 0) & ~write_alloc):
+            m.d.sync += on.eq(0)
+        return m
