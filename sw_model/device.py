@@ -47,13 +47,14 @@ _PRGI_SPACE = 512
 class DeviceGroup:
     """One page-request group as the device sees it."""
     __slots__ = ("device", "pv", "pid", "prgi", "epoch", "size", "sent", "finished",
-                 "abandoned", "answered", "addrs", "serial")
+                 "abandoned", "answered", "addrs", "serial", "last_offered")
 
     def __init__(self, device, pv, pid, prgi, epoch, size, serial):
         self.device, self.pv, self.pid, self.prgi = device, pv, pid, prgi
         self.epoch, self.size, self.serial = epoch, size, serial
         self.sent = 0
         self.finished = self.abandoned = self.answered = False
+        self.last_offered = False     # L=1 is waiting on page_req: it will be sent
         self.addrs = []
 
     def __repr__(self):
@@ -140,7 +141,9 @@ class Device:
         self.changed.set()
 
     def _abandon(self, pred):
-        for g in [g for g in self.groups if not g.finished and pred(g)]:
+        # A group whose L=1 is already offered on page_req is not abandoned: the
+        # offer cannot be withdrawn, so the group finishes when it is accepted.
+        for g in [g for g in self.groups if not g.finished and not g.last_offered and pred(g)]:
             g.abandoned = True
             self.counts["abandoned"] += 1
             self._release(g)
@@ -266,6 +269,7 @@ class Device:
                            exec=pv and r and rng.randrange(2), r=r, w=w, l=int(last),
                            prgi=prgi, addr=addr)
                 self.waiting[key] = self.waiting.get(key, 0) + 1
+                group.last_offered = last
                 try:
                     await self.engine.send_page_request(req, tag=group)
                 finally:
@@ -274,7 +278,7 @@ class Device:
                 self.counts["requests"] += 1
                 group.sent += 1
                 group.addrs.append(addr)
-                if last and not group.abandoned:
+                if last:
                     group.finished = True
                     self.obs.group_finished(self, group)
                 elif not last:

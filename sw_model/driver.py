@@ -224,7 +224,7 @@ class SeedDriver:
         """Program the queues and ddtp, enable them, start the servicers and workers."""
         L = self.layout
         await self._wr64("cqb", REG["cqb"].encode(log2sz_1=L.cq_log2sz_1, ppn=L.cq >> 12))
-        await self._wr("cqcsr", REG["cqcsr"].encode(cqen=1))
+        await self._wr("cqcsr", REG["cqcsr"].encode(cqen=1, cie=1))
         await self._csr_wait("cqcsr", "cqon", True)
         await self._wr64("fqb", REG["fqb"].encode(log2sz_1=L.fq_log2sz_1, ppn=L.fq >> 12))
         await self._wr("fqcsr", REG["fqcsr"].encode(fqen=1, fie=1))
@@ -236,6 +236,7 @@ class SeedDriver:
         await self._wr64("ddtp", REG["ddtp"].encode(iommu_mode=DdtpMode.LVL1, ppn=L.ddt >> 12))
         self.engine.spawn(self.pq_servicer(), "drv.pq_servicer")
         self.engine.spawn(self.fq_servicer(), "drv.fq_servicer")
+        self.engine.spawn(self.cq_servicer(), "drv.cq_servicer")
         for i in range(self.workers):
             self.engine.spawn(self.worker(i), f"drv.worker{i}")
 
@@ -319,7 +320,10 @@ class SeedDriver:
                 i = (i + 1) % self.cq_size
             await self._wr("cqcsr", REG["cqcsr"].encode(cqen=0))
             await self._csr_wait("cqcsr", "cqon", False)
-            await self._wr("cqcsr", REG["cqcsr"].encode(cqen=1, cmd_ill=1, cqmf=1))
+            # Enabling zeroes cqh but not cqt: empty the ring first, or the
+            # hardware would run the stale slots before they are rewritten.
+            await self._wr("cqt", 0)
+            await self._wr("cqcsr", REG["cqcsr"].encode(cqen=1, cie=1, cmd_ill=1, cqmf=1))
             await self._csr_wait("cqcsr", "cqon", True)
             self.cqt, self.cqh_seen = 0, 0
             self.cq_log = {}
@@ -329,6 +333,15 @@ class SeedDriver:
                 self.cq_log[self.cqt] = word
                 self.cqt += 1
             await self._wr("cqt", self.cqt)
+
+    async def cq_servicer(self):
+        """On ``irq_cq``: clear cip; recover from cmd_ill / cqmf."""
+        cip = _bit("ipsr", "cip")
+        while not self.stopping:
+            await self.engine.wait_irq("cq")
+            await self.engine.jitter()
+            await self._wr("ipsr", cip)
+            await self.recover_cq()
 
     async def fence_responses(self):
         """``IOFENCE.C``: every ``ATS.PRGR`` written so far has been sent."""
@@ -599,8 +612,9 @@ class SeedDriver:
 
 
 class ReviewedDriver(SeedDriver):
-    """The policy the seed reviewed: flush the work queue instead of fencing
-    the hardware's queue, then discard pending faults without responding."""
+    """The policy the seed reviewed (``iopf_queue_discard_dev_pasid``): no
+    detach first and no fence against the hardware's queue; flush the work
+    queue, then discard pending faults and partials without responding."""
 
     name = "reviewed"
 
@@ -612,6 +626,29 @@ class ReviewedDriver(SeedDriver):
                   if (key is ... or g.key == key) and (domain is None or g.domain is domain)]:
             param.pending.remove(g)
             self.mark_dead(g)
+
+    async def pri_off(self, did):
+        param = self.params[did]
+        await self.engine.cfg_write(did, "enable", 0)
+        await self.drain_page_requests()
+        async with param.lock:
+            await self.respond_pending(param, DriverCode.INVALID)
+            param.partials.clear()
+            param.handles.clear()
+        self.obs.pri_off_done(did, await self.engine.cfg_read(did, "stopped"))
+        await self.write_device_context(did, en_pri=False, prpr=False)
+        await self.invalidate_device_context(did)
+        await self.fence_responses()
+        self.release_params(did)
+
+    async def pasid_teardown(self, did, key):
+        param = self.params[did]
+        self.bindings.get(did, {}).pop(key, None)
+        await self.drain_page_requests()
+        async with param.lock:
+            await self.respond_pending(param, DriverCode.INVALID, key=key)
+            param.partials[:] = [e for e in param.partials if e.key != key]
+            param.handles.pop(key, None)
 
 
 #: The named policies the command line and the tests select.
