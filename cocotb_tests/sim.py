@@ -139,7 +139,7 @@ def run(sim, module, testcases, *, seed, extra_env=None, name=None):
                     testcase=testcases, seed=seed,
                     build_dir=sim.directory, test_dir=test_dir, results_xml=str(results_xml),
                     extra_env=env, waves=sim.waves, log_file=test_dir / "sim.log")
-    except Exception as exc:            # the simulator itself failed
+    except (Exception, SystemExit) as exc:   # failed tests (SystemExit) or the simulator
         if not results_xml.exists():
             return {t: f"simulator failed: {exc} (log: {test_dir / 'sim.log'})" for t in testcases}
     outcome = {t: f"did not run (log: {test_dir / 'sim.log'})" for t in testcases}

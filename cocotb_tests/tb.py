@@ -157,7 +157,8 @@ class ResponseSink:
         booleans (True = not ready)."""
         if isinstance(pause, tuple):
             rng, p = pause
-            self._pause = iter(lambda: rng.random() < p, None)
+            local = random.Random(rng.random())
+            self._pause = iter(lambda: local.random() < p, None)
         else:
             self._pause = None if pause is None else iter(pause)
 
@@ -210,6 +211,7 @@ class TB:
         self.device = PageRequestSource(dut, dut.clk)
         self.prg = ResponseSink(dut, dut.clk)
         self._error_ranges = {"read": [], "write": []}
+        self.read_log = []          # addresses of every memory read, in order
         self._install_error_hooks()
 
     # --- clock and reset ---------------------------------------------------------
@@ -293,13 +295,13 @@ class TB:
         if wait:
             await self.wait_field("pqcsr", "pqon", 1)
 
-    async def enable_fq(self, *, log2sz_1=3, ppn=Layout.FQ_PPN, fie=1, wait=True):
+    async def enable_fq(self, *, log2sz_1=7, ppn=Layout.FQ_PPN, fie=1, wait=True):
         await self.write_reg("fqb", log2sz_1=log2sz_1, ppn=ppn)
         await self.write_reg("fqcsr", fqen=1, fie=fie)
         if wait:
             await self.wait_field("fqcsr", "fqon", 1)
 
-    async def setup(self, *, dids=(1,), tc=None, pq_log2sz_1=3, fq_log2sz_1=3):
+    async def setup(self, *, dids=(1,), tc=None, pq_log2sz_1=3, fq_log2sz_1=7):
         """Reset, a 1LVL directory with good contexts for ``dids``, PQ and FQ on."""
         await self.reset()
         for did in dids:
@@ -346,6 +348,7 @@ class TB:
             await original_write(address, data)
 
         async def read(address, length):
+            self.read_log.append(address)
             if hit("read", address, length):
                 raise IOError(f"injected read error at {address:#x}")
             return await original_read(address, length)
@@ -370,6 +373,13 @@ class TB:
         for ch in channels:
             if not p:
                 ch.clear_pause_generator()
+                ch.pause = False            # clearing the generator leaves the last value
             else:
                 local = random.Random(rng.random())
                 ch.set_pause_generator(iter(lambda local=local: local.random() < p, None))
+
+    def hold_write_responses(self, hold=True):
+        """Stall (``hold=True``) or release the RAM's B channel: writes then stay
+        in flight."""
+        self.ram.write_if.b_channel.clear_pause_generator()
+        self.ram.write_if.b_channel.pause = hold

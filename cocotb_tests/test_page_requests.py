@@ -1,0 +1,49 @@
+"""pytest entry points of the page-request benches (cocotb on Verilator).
+
+One pytest item per cocotb test of :mod:`cocotb_tests.pq_benches`, so ``-k``
+selects benches by name; items of one RTL configuration share an xdist group
+(and so one worker and one Verilator build).  ``--seed`` replays a run.
+"""
+
+import pytest
+
+from cocotb_tests.sim import run_or_fail
+
+MODULE = "cocotb_tests.pq_benches"
+
+#: The benches, by name (each a @cocotb.test in pq_benches.py).
+BENCHES = (
+    "row_ddtp_off", "row_ddtp_bare", "row_did_too_wide", "row_dc_load_fault", "row_dc_invalid",
+    "row_dc_misconfigured", "row_pri_disabled", "row_pq_off", "row_pq_overflow",
+    "row_pq_store_fault", "row_queued",
+    "wrap_around", "overflow_recovery", "store_fault_discards_later_records",
+    "disable_with_writes_in_flight", "pasid_and_prpr_rules", "arrival_order_under_backpressure",
+    "interrupts", "context_cache_and_ddtp_write", "register_garbage", "random_against_model",
+)
+
+#: Benches also run on the 128-bit memory port.
+WIDE_BENCHES = ("row_queued", "wrap_around", "store_fault_discards_later_records",
+                "arrival_order_under_backpressure", "random_against_model")
+
+
+@pytest.mark.xdist_group("rtl-dw64")
+@pytest.mark.parametrize("bench", BENCHES)
+def test_page_requests(bench, seed):
+    run_or_fail(MODULE, bench, seed=seed)
+
+
+@pytest.mark.xdist_group("rtl-dw128")
+@pytest.mark.parametrize("bench", WIDE_BENCHES)
+def test_page_requests_dw128(bench, seed):
+    run_or_fail(MODULE, bench, seed=seed, params={"data_width": 128})
+
+
+def test_bench_list_matches_module():
+    """Every cocotb test of the module has a pytest item (and no stale name)."""
+    import ast
+    from pathlib import Path
+    tree = ast.parse(Path(__file__).with_name("pq_benches.py").read_text())
+    names = {node.name for node in tree.body if isinstance(node, ast.AsyncFunctionDef)
+             and any("cocotb.test" in ast.unparse(d) for d in node.decorator_list)}
+    assert names == set(BENCHES)
+    assert set(WIDE_BENCHES) <= names
