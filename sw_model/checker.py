@@ -12,7 +12,8 @@ driver and the devices, and raises a :class:`~sw_model.engine.Violation`
    twice (a response computed for one group reaching another of the same
    user);
 3. ``report_device_fault`` is never called for a device whose fault
-   parameters were released;
+   parameters were released, nor, even after they are allocated again,
+   with the record of a request accepted before that release;
 4. no response computed for a PASID's previous user reaches its next user
    (groups carry their PASID epoch; ``ATS.PRGR`` commands are matched in CQ
    order to responses on ``prg_resp``);
@@ -65,6 +66,9 @@ class Checker(Observer):
         self.fences = {}             # AV data -> fence facts
         self.unstamped = []
         self.released = set()
+        self.reported = set()
+        self.answer_written = set()  # device groups an ATS.PRGR was written for
+        self.release_mark = {}       # did -> requests accepted when its parameters were last released        # device groups whose L=1 record reached the driver
         self.allocated = set()
         self.freed = set()
         self.cq_error_at = None
@@ -165,6 +169,7 @@ class Checker(Observer):
         if fence is None:
             return
         self.counts["fences_checked"] += 1
+        kind = fence["kind"]          # what the driver wrote, not what the hardware says
         if self.prgr_delivered < fence["prgr_before"]:
             self.fail(6, f"{kind} completed with {self.prgr_delivered} ATS.PRGR responses sent, "
                          f"{fence['prgr_before']} written before it")
@@ -177,6 +182,9 @@ class Checker(Observer):
         f = _FENCE.unpack(cmd)
         if f["opcode"] == Opcode.ATS:
             self.prgr_groups.append(group)
+            answered = self._device_group_of(group)
+            if answered is not None:
+                self.answer_written.add(answered)
         elif f["opcode"] in (Opcode.IOFENCE_C, Opcode.IOFENCE_PD) and f["av"]:
             fence = {"prgr_before": len(self.prgr_groups), "accepted": None,
                      "kind": "iofence_pd" if f["opcode"] == Opcode.IOFENCE_PD else "iofence_c"}
@@ -189,6 +197,16 @@ class Checker(Observer):
         self.unstamped.clear()
 
     def fault_reported(self, did, record, serial, param):
+        seq = self.published[serial] if serial < len(self.published) else None
+        if seq is not None and record["l"]:
+            group = self.seq_tag.get(seq)
+            if group is not None:
+                self.reported.add(group)
+        mark = self.release_mark.get(did)
+        if seq is not None and mark is not None and seq < mark:
+            self.fail(3, f"report_device_fault for device {did:#x} with a record of request #{seq}, "
+                         f"accepted before its fault parameters were released (the drain missed it)",
+                      record, self.seq_tag.get(seq))
         if param is None or did in self.released:
             self.fail(3, f"report_device_fault for device {did:#x} "
                          + ("after its fault parameters were released" if did in self.released
@@ -200,10 +218,19 @@ class Checker(Observer):
 
     def params_released(self, did, param):
         self.released.add(did)
+        self.release_mark[did] = self.accepted
         device = self.devices.get(did)
-        if device is not None and not device.rf and device.outstanding_finished():
-            self.fail(1, f"fault parameters of {device.name} released with groups outstanding",
-                      *device.outstanding_finished())
+        if device is None or device.rf:
+            return
+        # A group the driver was told about and wrote no response for is lost
+        # now.  One whose response is written but not yet sent is not lost (the
+        # final check still wants it delivered); one whose record has not reached
+        # the driver will be reported after the release (invariant 3, the root
+        # cause), or is lost at the end (1).
+        lost = [g for g in device.outstanding_finished()
+                if g in self.reported and g not in self.answer_written]
+        if lost:
+            self.fail(1, f"fault parameters of {device.name} released with groups outstanding", *lost)
 
     def handler_running(self, domain, group, phase):
         if domain.freed:

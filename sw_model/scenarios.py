@@ -71,12 +71,13 @@ def tlm_engine(*, seed, observer, **kw):
 class Context:
     """What a scenario body works with."""
 
-    def __init__(self, engine, driver, checker, scale):
+    def __init__(self, engine, driver, checker, scale, options):
         self.engine = engine
         self.rng = engine.rng
         self.driver = driver
         self.checker = checker
         self.scale = scale
+        self.options = options
         self.devices = []
         self.ctl = {}
         self.domain_count = 0
@@ -90,6 +91,9 @@ class Context:
         return Domain(self.engine, f"dom{self.domain_count}", **opts)
 
     async def add_device(self, did, *, pasids=(1, 2), max_groups=30, **kw):
+        for knob in ("handler_time", "failure_rate"):
+            if knob in self.options:
+                self.domain_kw[knob] = self.options[knob]
         device = Device(self.engine, did=did, pasids=pasids,
                         max_groups=max(1, int(max_groups * self.scale)), **kw)
         self.devices.append(device)
@@ -152,8 +156,9 @@ class Context:
             await self.driver.pasid_teardown(device.did, key)
             if old is not None:
                 await self.driver.free_domain(old)
-            device.assign_pasid(key)
+            # The next user attaches its domain, then the device works for it.
             await self.driver.bind_pasid(device.did, key, self.new_domain())
+            device.assign_pasid(key)
 
 
 async def _steady(ctx):
@@ -175,11 +180,13 @@ async def _pri_off(ctx):
 async def _pasid_teardown(ctx):
     ctx.domain_kw = dict(handler_time=(10, 200))
     prpr = ctx.rng.random() < 0.5
-    dev = await ctx.add_device(3, pasids=(1, 2, 3), prpr=prpr, prgi_count=4, max_groups=40,
+    pasids = tuple(ctx.options.get("pasids", (1, 2, 3)))
+    prgi_count = ctx.options.get("prgi_count") or ctx.rng.choice((1, 2, 4))
+    dev = await ctx.add_device(3, pasids=pasids, prpr=prpr, prgi_count=prgi_count, max_groups=40,
                                prgi_per_pasid=prpr and ctx.rng.random() < 0.5)
     for _ in range(ctx.rng.randint(1, 3)):
         await ctx.engine.delay(ctx.rng.randint(20, 300))
-        await ctx.teardown(dev, ctx.rng.choice((1, 2, 3)))
+        await ctx.teardown(dev, ctx.rng.choice(pasids))
     await ctx.finish()
 
 
@@ -261,12 +268,15 @@ _LAYOUTS = {"overflow_storm": dict(pq_log2sz_1=1)}
 
 
 def run_scenario(name, policy="seed", seed=0, *, engine_factory=tlm_engine, scale=1.0,
-                 until=RUN_LIMIT, driver_kw=None):
+                 until=RUN_LIMIT, driver_kw=None, options=None):
     """Run scenario ``name`` with driver ``policy`` (a name of
     :data:`~sw_model.driver.POLICIES` or a driver class) and ``seed``.
 
     ``engine_factory(seed=, observer=)`` builds the engine (it must offer
-    ``run(main, until=)``); ``scale`` multiplies the request budgets."""
+    ``run(main, until=)``); ``scale`` multiplies the request budgets;
+    ``options`` are scenario knobs: ``handler_time`` (lo, hi) and
+    ``failure_rate`` of every domain; ``pasids`` and ``prgi_count`` of
+    ``pasid_teardown``."""
     try:
         body = SCENARIOS[name]
     except KeyError:
@@ -287,7 +297,7 @@ def run_scenario(name, policy="seed", seed=0, *, engine_factory=tlm_engine, scal
     kw = dict(driver_kw or {})
     kw.setdefault("layout", Layout(**_LAYOUTS.get(name, {})))
     driver = policy_cls(engine, **kw)
-    ctx = Context(engine, driver, checker, scale)
+    ctx = Context(engine, driver, checker, scale, dict(options or {}))
 
     async def main():
         await driver.start()

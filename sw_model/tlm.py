@@ -826,16 +826,20 @@ class TlmEngine(Engine):
     Parameters (keyword-only): ``seed``, ``observer``, ``jitter_max`` as
     :class:`~sw_model.engine.Engine`; ``reg_latency`` (cycles per register
     access), ``mem_latency`` ((lo, hi) cycles per hardware memory access),
-    ``ingress_depth``, ``dc_entries``."""
+    ``ingress_depth``, ``dc_entries``; ``hardware_cls`` (a :class:`Hardware`
+    subclass, e.g. a deliberately broken variant for checker tests)."""
 
     def __init__(self, *, seed, observer=None, jitter_max=4, reg_latency=2, mem_latency=(1, 8),
-                 ingress_depth=16, dc_entries=8):
+                 ingress_depth=16, dc_entries=8, hardware_cls=None):
         super().__init__(seed=seed, observer=observer, jitter_max=jitter_max)
         if not isinstance(reg_latency, int) or reg_latency < 1:
             raise TypeError(f"reg_latency must be a positive int, not {reg_latency!r}")
         self.reg_latency = reg_latency
         self.sched = Scheduler()
-        self.hw = Hardware(self, ingress_depth=ingress_depth, dc_entries=dc_entries,
+        hardware_cls = Hardware if hardware_cls is None else hardware_cls
+        if not (isinstance(hardware_cls, type) and issubclass(hardware_cls, Hardware)):
+            raise TypeError(f"hardware_cls must be a Hardware subclass, not {hardware_cls!r}")
+        self.hw = hardware_cls(self, ingress_depth=ingress_depth, dc_entries=dc_entries,
                            mem_latency=mem_latency)
         self.mem = self.hw.mem
 
