@@ -68,6 +68,7 @@ class Checker(Observer):
         self.released = set()
         self.reported = set()
         self.answer_written = set()  # device groups an ATS.PRGR was written for
+        self.limbo = []              # (group, what) lost unless their record turns up (then: 3)
         self.release_mark = {}       # did -> requests accepted when its parameters were last released        # device groups whose L=1 record reached the driver
         self.allocated = set()
         self.freed = set()
@@ -222,15 +223,20 @@ class Checker(Observer):
         device = self.devices.get(did)
         if device is None or device.rf:
             return
-        # A group the driver was told about and wrote no response for is lost
-        # now.  One whose response is written but not yet sent is not lost (the
-        # final check still wants it delivered); one whose record has not reached
-        # the driver will be reported after the release (invariant 3, the root
-        # cause), or is lost at the end (1).
-        lost = [g for g in device.outstanding_finished()
-                if g in self.reported and g not in self.answer_written]
+        self._lost(device.outstanding_finished(), f"fault parameters of {device.name} released")
+
+    def _lost(self, groups, what, *, reset=False):
+        """Groups outstanding at a release or Reset.  One the driver was told
+        about is lost now (1) if no response was written for it, or, on a Reset
+        (the device forgets it), even if one was written but not yet sent.  A
+        response written before a release still arrives (the final check wants
+        it delivered).  A group whose record has not reached the driver yet
+        waits in limbo: if its record is reported later, the drain missed it
+        (3, the root cause); if not, :meth:`final` reports it lost (1)."""
+        lost = [g for g in groups if g in self.reported and (reset or g not in self.answer_written)]
         if lost:
-            self.fail(1, f"fault parameters of {device.name} released with groups outstanding", *lost)
+            self.fail(1, f"{what} with groups outstanding (lost groups)", *lost)
+        self.limbo.extend((g, what) for g in groups if g not in self.reported)
 
     def handler_running(self, domain, group, phase):
         if domain.freed:
@@ -263,11 +269,14 @@ class Checker(Observer):
                      "(answered twice)", resp, computed_for, group)
 
     def device_reset(self, device, lost):
-        if lost:
-            self.fail(1, f"{device.name} Reset with finished groups outstanding (lost groups)", *lost)
+        self._lost(lost, f"{device.name} Reset", reset=True)
 
     def final(self):
         """End of run: every device's finished groups are answered (or RF)."""
+        if self.limbo:
+            group, what = self.limbo[0]
+            self.fail(1, f"{what} with groups outstanding, never reported (lost groups)",
+                      *(g for g, _ in self.limbo))
         for device in self.devices.values():
             if not device.rf and device.outstanding_finished():
                 self.fail(1, f"{device.name} ends the run with unanswered groups",
