@@ -6,6 +6,7 @@ here is one pytest item.  Every expectation is computed by the reference model
 """
 
 import random
+from collections import Counter
 
 import cocotb
 
@@ -577,24 +578,26 @@ async def random_against_model(dut):
     await tb.enable_pq(log2sz_1=pq_log2)
     tb.memory_backpressure(rng, rng.choice((0.0, 0.2, 0.5)))
     tb.prg.set_backpressure((rng, rng.choice((0.0, 0.3, 0.7))))
-    dids = list(range(8)) + [0x80, 0x10005]
-    choices = [dict(v=1, en_ats=1, en_pri=1), dict(v=1, en_ats=1, en_pri=1, prpr=1),
-               dict(v=1, en_ats=1, en_pri=1, dtf=1), dict(v=0), dict(v=1, en_ats=1),
-               dict(v=1, en_ats=1, en_pri=1, t2gpa=1), dict(v=1, dtf=1)]
+    dids = list(range(8)) * 3 + [0x80, 0x10005]
+    good = [dict(v=1, en_ats=1, en_pri=1), dict(v=1, en_ats=1, en_pri=1, prpr=1),
+            dict(v=1, en_ats=1, en_pri=1, dtf=1)]
+    choices = good * 4 + [dict(v=0), dict(v=1, en_ats=1), dict(v=1, en_ats=1, en_pri=1, t2gpa=1),
+                          dict(v=1, dtf=1)]
     mode = None
     tcs = {}
     want_resp = []
-    n_phases = 10
+    rows = Counter()
+    n_phases = 40
     for phase in range(n_phases):
         # New contexts (and a cache flush) or a new ddtp mode, now and then.
-        if mode is None or rng.random() < 0.3:
-            mode = rng.choice((DdtpMode.LVL1, DdtpMode.LVL1, DdtpMode.LVL1, DdtpMode.OFF, DdtpMode.BARE))
+        if mode is None or rng.random() < 0.25:
+            mode = rng.choice((DdtpMode.LVL1,) * 6 + (DdtpMode.OFF, DdtpMode.BARE))
             for did in range(8):
                 tcs[did] = tb.write_dc(did, _TC.pack(**rng.choice(choices)))
             await tb.set_ddtp(DdtpMode.OFF)
             await tb.set_ddtp(mode)
         load_fault = set()
-        if rng.random() < 0.3:
+        if rng.random() < 0.15:
             did = rng.randrange(8)
             addr = (Layout.DDT_PPN << PAGE_SHIFT) + did * 32
             tb.inject_errors(addr, addr + 8, writes=False)
@@ -630,10 +633,12 @@ async def random_against_model(dut):
                        dc_load_fault=lf, pq_on=True, pq_mf=state.mf, pq_of=state.of,
                        pq_full=state.full())
             response = d.response
+            rows[d.row] += 1
             if d.write_record:
                 addr = (Layout.PQ_PPN << PAGE_SHIFT) + state.tail * PQ_RECORD_BYTES
                 if any(lo <= addr < hi for lo, hi in tb._error_ranges["write"]):
                     state.mf = True
+                    rows["pq_store_fault"] += 1
                     response = store_fault_response(req, dc_tc=tcs[did])
                 else:
                     want_rec.append(pq_record(req))
@@ -644,6 +649,9 @@ async def random_against_model(dut):
                 want_resp.append(response)
             if d.fq_cause is not None:
                 want_fq.append(fq_record(req, d.fq_cause))
+        dut._log.info("phase %d: ddtp %s, %d requests, head %d tail %d, pqmf %d pqof %d, faults %s",
+                      phase, mode.name, n_req, state.head, state.tail, state.mf, state.of,
+                      tb._error_ranges)
         await send_all(tb, reqs)
         try:
             await tb.prg.wait_count(len(want_resp), timeout=30000)
@@ -655,6 +663,10 @@ async def random_against_model(dut):
         got = tb.prg.responses()
         assert got == want_resp, f"phase {phase} (seed {seed}): responses differ"
         records = await tb.consume_pq()
+        if records != want_rec:
+            pq_lo, pq_hi = Layout.PQ_PPN << PAGE_SHIFT, (Layout.PQ_PPN << PAGE_SHIFT) + state.size * 16
+            dut._log.error("PQ writes: %s", [(c, (a - pq_lo) // 16, f) for c, a, f in tb.write_log[-40:]
+                                            if pq_lo <= a < pq_hi])
         assert records == want_rec, f"phase {phase} (seed {seed}): PQ records differ"
         state.head = state.tail
         for k, rec in enumerate(want_fq):
@@ -669,4 +681,4 @@ async def random_against_model(dut):
         if state.mf or state.of:
             await tb.write_reg("pqcsr", pqen=1, pie=1, pqmf=int(state.mf), pqof=int(state.of))
             state.mf = state.of = False
-    dut._log.info("random_against_model: %d responses compared", len(want_resp))
+    dut._log.info("random_against_model: %d responses compared; rows %s", len(want_resp), dict(rows))

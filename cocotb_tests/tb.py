@@ -212,6 +212,7 @@ class TB:
         self.prg = ResponseSink(dut, dut.clk)
         self._error_ranges = {"read": [], "write": []}
         self.read_log = []          # addresses of every memory read, in order
+        self.write_log = []         # (cycle, address, failed) of every memory write beat
         self._install_error_hooks()
 
     # --- clock and reset ---------------------------------------------------------
@@ -343,6 +344,7 @@ class TB:
             return any(lo < address + length and address < hi for lo, hi in self._error_ranges[kind])
 
         async def write(address, data):
+            self.write_log.append((cycles_now(), address, hit("write", address, len(data))))
             if hit("write", address, len(data)):
                 raise IOError(f"injected write error at {address:#x}")
             await original_write(address, data)

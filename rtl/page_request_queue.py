@@ -286,7 +286,9 @@ class PageRequestQueue(wiring.Component):
         for k in range(depth):
             with m.If(decide & (tail_idx == k)):
                 m.d.sync += [b_done[k].eq(0), owner[k].eq(0), w_pending[k].eq(write)]
-                m.d.comb += new_bad[k].eq(0)
+                # A record issued in the cycle an earlier one's fault arrives is
+                # discarded with it.
+                m.d.comb += new_bad[k].eq(first_fault)
             with m.If(b_fire & (b_idx == k)):
                 m.d.sync += [b_done[k].eq(1), w_pending[k].eq(0)]
                 with m.If(first_fault):
