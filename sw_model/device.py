@@ -228,8 +228,12 @@ class Device:
             used = {g.prgi for g in self.groups if g.pv == pv and g.pid == pid}
         else:
             used = {g.prgi for g in self.groups}
-        free = [p for p in range(self.prgi_count) if p not in used]
-        return self.rng.choice(free) if free else None
+        if len(used) >= self.prgi_count:
+            return None
+        while True:            # at most `credits` of prgi_count are used: few draws
+            prgi = self.rng.randrange(self.prgi_count)
+            if prgi not in used:
+                return prgi
 
     def _budget_left(self):
         return self.max_groups is None or self.issued_groups < self.max_groups

@@ -34,7 +34,7 @@ from prifence.formats import (
     DeviceContextTc, IofenceCmd, InvalDdtCmd, Opcode, PrgrCmd, codec, dc_misconfigured,
 )
 
-from .disposition import decide, fq_record, pq_record, store_fault_response
+from .disposition import check_request, decide, fq_record, pq_record, store_fault_response
 from .engine import Engine, Violation
 
 __all__ = ["Scheduler", "Memory", "Hardware", "TlmEngine", "decode_command"]
@@ -135,6 +135,8 @@ class Scheduler:
         heapq.heappush(self._heap, (time, self._seq, target, value, token))
 
     def spawn(self, coro, name="task"):
+        """Start ``coro`` (a coroutine, or a function returning one, called
+        when the task first runs) at the current cycle."""
         task = Task(coro, name)
         self._push(self.now, task, None)
         return task
@@ -172,6 +174,8 @@ class Scheduler:
 
     def _step(self, task, value):
         self.current = task
+        if not hasattr(task.coro, "send"):
+            task.coro = task.coro()
         try:
             op = task.coro.send(value)
         except StopIteration as stop:
@@ -180,6 +184,9 @@ class Scheduler:
             return
         finally:
             self.current = None
+        if not isinstance(op, _Op):
+            raise TypeError(f"task {task.name} awaited something that is not an engine "
+                            f"operation (asyncio or cocotb?): {op!r}")
         kind = op.kind
         if kind == _DELAY:
             self._push(self.now + op.arg, task, None)
@@ -293,10 +300,11 @@ class _Queue:
 
 
 class _PqWrite:
-    __slots__ = ("seq", "req", "slot", "tc", "acked", "fault", "discarded")
+    __slots__ = ("seq", "req", "slot", "tc", "record", "acked", "fault", "discarded")
 
     def __init__(self, seq, req, slot, tc):
         self.seq, self.req, self.slot, self.tc = seq, req, slot, tc
+        self.record = pq_record(req)
         self.acked = self.fault = self.discarded = False
 
 
@@ -405,7 +413,7 @@ class Hardware:
                 self._by_word[r.offset + w] = r
         for proc, name in ((self._dispose_proc, "hw.dispose"), (self._response_proc, "hw.prg_resp"),
                            (self._cq_proc, "hw.cq")):
-            self.sched.spawn(proc(), name)
+            self.sched.spawn(proc, name)
 
     # --- helpers ---------------------------------------------------------------
     def _lat(self):
@@ -586,6 +594,7 @@ class Hardware:
 
     # --- page requests ---------------------------------------------------------
     async def accept(self, req, tag=None):
+        check_request(req)
         while len(self.ingress) >= self.ingress_depth:
             self.ingress_space.clear()
             await self.ingress_space.wait()
@@ -659,7 +668,7 @@ class Hardware:
         addr = pq.addr(entry.slot)
         entry.fault = self.mem.faulty(addr, PQ_RECORD_BYTES, write=True)
         if not entry.fault:
-            self.mem.write(addr, pq_record(entry.req).to_bytes(PQ_RECORD_BYTES, "little"))
+            self.mem.write(addr, entry.record.to_bytes(PQ_RECORD_BYTES, "little"))
         if not entry.discarded:
             self._pq_publish()
         self._maybe_off(pq)
@@ -683,7 +692,7 @@ class Hardware:
                 pending.clear()
                 return
             pq.t = (entry.slot + 1) & pq.mask
-            self.obs.pq_published(entry.seq, pq.addr(entry.slot), pq_record(entry.req))
+            self.obs.pq_published(entry.seq, pq.addr(entry.slot), entry.record)
             self._dispose(entry.seq)
             self._pq_notify()
 
