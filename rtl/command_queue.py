@@ -167,6 +167,7 @@ class CommandQueue(wiring.Component):
             regs.hw_index.eq(head),
             regs.on.eq(on),
             regs.notify.eq(0),
+            regs.set_status.cmd_to.eq(0),       # no command timeout exists here
         ]
         head_next = (head + 1)[:_INDEX_BITS] & mask
         m.d.sync += failed.eq(0)

@@ -79,6 +79,7 @@ class PageRequests:
         self.seen_transfers = 0
         self.first_cycle = None
         self.auto_ids = []
+        self.ingress_depth = 16
 
     def hook(self, env, ctx):
         rng, now = self.rng, env.cycle
@@ -95,7 +96,8 @@ class PageRequests:
         while self.retired in self.disposed:
             self.disposed.discard(self.retired)
             self.retired += 1
-        if self.active and rng.random() < self.rate:
+        # The ingress FIFO fills while prg_resp is held back: page_req stalls then.
+        if self.active and len(env.auto_queue) < self.ingress_depth and rng.random() < self.rate:
             rid = self.accepted
             self.accepted += 1
             if rng.random() < 0.5:
@@ -222,7 +224,8 @@ def test_random_commands_page_requests_backpressure(seed, soak):
         prs.active = False
         for _ in range(60_000):
             if position() == len(program) and not env.auto_queue and not faults \
-                    and not sw.ctx.get(sw.sys.cq.resp.valid):
+                    and not sw.ctx.get(sw.sys.cq.resp.valid) \
+                    and not sw.ctx.get(sw.sys.cq.inval.valid):
                 break
             await service()
         else:
