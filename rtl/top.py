@@ -232,8 +232,15 @@ def lint_verilog(path):
          str(LINT_WAIVERS), str(path)],
         capture_output=True, text=True)
     warnings = {}
-    for line in proc.stderr.splitlines():
+    lines = proc.stderr.splitlines()
+    for k, line in enumerate(lines):
         match = re.match(r"%Warning-([A-Z0-9_]+):", line)
         if match:
+            # Verilator names the instance on a following note line.
+            for note in lines[k + 1:k + 3]:
+                inst = re.search(r"note: In instance '([^']+)'", note)
+                if inst:
+                    line = f"{line} [in {inst.group(1)}]"
+                    break
             warnings.setdefault(match.group(1), []).append(line)
     return LintReport(proc.returncode, warnings, proc.stderr)
