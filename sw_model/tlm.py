@@ -636,10 +636,10 @@ class Hardware:
                 tc, load_fault = await self._lookup(req["did"])
             self.ingress.popleft()
             self.ingress_space.set()
-            tail = (pq.t + len(self.pq_pending)) & pq.mask
+            tail, full = self._pq_tail_full()
             d = decide(req, ddtp_mode=mode, dc_tc=tc, dc_load_fault=load_fault,
                        pq_on=bool(pq.en and pq.on), pq_mf=bool(pq.mf), pq_of=bool(pq.of),
-                       pq_full=((tail + 1) & pq.mask) == pq.h)
+                       pq_full=full)
             if d.fq_cause is not None:
                 self._fq_write(req, d.fq_cause)
             if d.set_pqof and not pq.of:
@@ -660,6 +660,13 @@ class Hardware:
                 self.obs.request_dropped(seq)
                 self._dispose(seq)
             await self.sched.delay(1)
+
+    def _pq_tail_full(self):
+        """The slot the next record goes to, and whether the PQ is full; the
+        tail counts records whose writes are issued but not yet acknowledged."""
+        pq = self.pq
+        tail = (pq.t + len(self.pq_pending)) & pq.mask
+        return tail, ((tail + 1) & pq.mask) == pq.h
 
     def _pq_ack(self, entry):
         pq = self.pq
