@@ -199,8 +199,9 @@ class Policy:
 class Environment:
     """Memory, ``prg_resp`` sink, auto-response source and invalidation responder."""
 
-    def __init__(self, system, *, policy=None, rng=None):
+    def __init__(self, system, *, policy=None, rng=None, answer_inval=True):
         self.sys = system
+        self.answer_inval = answer_inval       # False: something in ``system`` answers
         self.cq, self.arb = system.cq, system.arb
         self.policy = policy or Policy()
         self.rng = rng or random.Random(0)
@@ -263,7 +264,7 @@ class Environment:
             arb.o.valid, Value.cast(arb.o.payload),
             arb.cmd.valid, arb.cmd.ready, Value.cast(arb.cmd.payload),
             arb.auto.valid, arb.auto.ready,
-            cq.inval.valid, cq.inval.all, cq.inval.did,
+            cq.inval.valid, cq.inval.all, cq.inval.did, cq.inval.ready,
             cq.regs.hw_index, Value.cast(cq.regs.set_status), cq.regs.on,
         ]
 
@@ -286,7 +287,7 @@ class Environment:
         async for _, _, *s in ctx.tick().sample(*self.signals()):
             (ar_valid, ar_p, r_ready, aw_valid, aw_p, w_valid, w_p, b_ready,
              o_valid, o_p, cmd_valid, cmd_ready, cmd_p, auto_valid, auto_ready,
-             inval_valid, inval_all, inval_did, head, set_status, on) = s
+             inval_valid, inval_all, inval_did, inval_ready_s, head, set_status, on) = s
             now = self.cycle
 
             # -- checks of the hardware's outputs
@@ -294,7 +295,7 @@ class Environment:
             self._check_held("store.aw", aw_valid, aw_ready, aw_p)
             self._check_held("store.w", w_valid, w_ready, w_p)
             self._check_held("prg_resp", o_valid, o_ready, o_p)
-            self._check_held("inval", inval_valid, inval_ready, (inval_all << 8) | inval_did)
+            self._check_held("inval", inval_valid, inval_ready_s, (inval_all << 8) | inval_did)
             if r_offer is not None:
                 assert r_ready, f"cycle {now}: fetch.r.ready low with a fetch outstanding"
             if b_offer is not None:
@@ -351,7 +352,7 @@ class Environment:
             else:
                 assert not (cmd_valid and cmd_ready) and not (auto_valid and auto_ready), \
                     f"cycle {now}: an input transferred without prg_resp transferring"
-            if inval_valid and inval_ready:
+            if inval_valid and inval_ready_s:
                 self.invals.append((now, inval_all, inval_did))
             if head != last_head:
                 self.heads.append((now, head))
@@ -385,7 +386,7 @@ class Environment:
                 # A new offer may be withheld; an offer not yet taken stays.
                 auto_offer = (self.auto_queue[0] if self.auto_queue and rng.random() >= p.auto_gap
                               else None)
-            if inval_valid and inval_ready:
+            if inval_valid and inval_ready_s:
                 self._inval_wait = 0
             elif inval_valid:
                 self._inval_wait += 1
@@ -407,7 +408,8 @@ class Environment:
             ctx.set(arb.auto.valid, auto_offer is not None)
             if auto_offer is not None:
                 ctx.set(Value.cast(arb.auto.payload), auto_offer)
-            ctx.set(cq.inval.ready, inval_ready)
+            if self.answer_inval:
+                ctx.set(cq.inval.ready, inval_ready)
 
     # -- views of the record
     def responses(self, source):
@@ -534,18 +536,30 @@ class Software:
             self.ctx.set(self.sys.cq.pr_retired, retired % PD_MOD)
 
 
-def run(bench, *, policy=None, rng=None, deadline=200_000, sw_args=None, vcd=None, **cq_args):
+def run(bench, *, policy=None, rng=None, deadline=200_000, sw_args=None, vcd=None,
+        system=None, processes=(), **cq_args):
     """Simulate ``await bench(sw, env)`` against a fresh :class:`CqSystem`.
 
-    ``cq_args`` go to :class:`CommandQueue`, ``sw_args`` to :class:`Software`.
-    Returns the environment (its record) once the bench has returned; raises if the
-    simulation runs past ``deadline`` cycles."""
-    system = CqSystem(**cq_args)
-    env = Environment(system, policy=policy, rng=rng)
+    ``cq_args`` go to :class:`CommandQueue`, ``sw_args`` to :class:`Software`.  A
+    prebuilt ``system`` (a :class:`CqSystem` subclass) may be given instead; if it
+    has an ``inval_answered`` attribute set, the environment leaves ``inval.ready``
+    to it.  ``processes`` are more simulator processes, each called with
+    ``(ctx, env)``.  Returns the environment (its record) once the bench has
+    returned; raises if the simulation runs past ``deadline`` cycles."""
+    if system is None:
+        system = CqSystem(**cq_args)
+    elif cq_args:
+        raise TypeError(f"give CommandQueue arguments to the system, not {cq_args!r}")
+    env = Environment(system, policy=policy, rng=rng,
+                      answer_inval=not getattr(system, "inval_answered", False))
     env.deadline = deadline
     sim = Simulator(system)
     sim.add_clock(1e-8)
     sim.add_process(env.process)
+    for process in processes:
+        async def extra(ctx, process=process):
+            await process(ctx, env)
+        sim.add_process(extra)
     done = []
 
     async def testbench(ctx):
