@@ -118,8 +118,8 @@ class CommandQueue(wiring.Component):
         the cycle every earlier command has completed (``IOFENCE.PD`` snapshots
         ``pr_accepted`` then).  A fence without AV moves cqh in the next cycle; with
         AV its store is offered in the next cycle and cqh moves in the cycle after
-        the write response.  A fence with no earlier work acts 1 cycle after the last
-        beat of its fetch.
+        the write response.  A fence with no earlier work is executed in the cycle
+        after the last beat of its fetch (cqh moves one cycle later without AV).
     """
 
     def __init__(self, *, addr_width=56, data_width=64, prefetch_depth=None):
