@@ -533,3 +533,21 @@ def test_prgr_rate_reaches_memory_bound(data_width, latency, rate):
     cycles = env.transfers[-1].cycle - env.transfers[0].cycle
     assert len(env.transfers) == n
     assert (n - 1) / cycles >= rate * 0.97, f"{(n - 1) / cycles:.3f} responses per clock"
+
+
+def test_reenable_after_error_starts_afresh():
+    """cmd_ill stops the queue; software turns it off and on (which clears the error
+    bits, DESIGN §2) and the ring restarts at entry 0 with new commands."""
+    async def bench(sw, env):
+        await sw.enable()
+        sw.post(numbered(0), 0, numbered(2))
+        await sw.wait_status("cmd_ill")
+        await sw.disable(bound=50)
+        assert sw.head == 1
+        await sw.enable()
+        assert sw.head == 0 and not sw.status("cmd_ill")
+        sw.post(numbered(10), iofence(wsi=1), numbered(11))
+        await sw.wait_idle()
+    env = run(bench)
+    assert env.responses("cmd") == expected(numbered(0), numbered(10), numbered(11))
+    assert [n for _, n in env.pulses] == ["cmd_ill", "fence_w_ip"]
