@@ -8,10 +8,7 @@ import random
 
 import pytest
 
-from prifence.formats import (
-    COMMAND_BYTES, DDT_INDEX_BITS, FUNC3_INVAL_DDT, FUNC3_IOFENCE_C, FUNC3_PRGR, Opcode,
-    ResponseCode,
-)
+from prifence.formats import COMMAND_BYTES, DDT_INDEX_BITS, Opcode, ResponseCode
 from cq_harness import (
     FENCE, INVAL, PRGR, PD_MOD, RESP, Policy, iofence, inval_ddt, model_command, prgr, run,
 )

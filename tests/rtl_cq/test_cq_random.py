@@ -25,7 +25,7 @@ import random
 from cq_harness import (
     FENCE, INVAL, PD_MOD, PRGR, RESP, Policy, iofence, inval_ddt, model_command, prgr, run,
 )
-from prifence.formats import DDT_INDEX_BITS, Opcode, ResponseCode
+from prifence.formats import DDT_INDEX_BITS, ResponseCode
 
 STORE_AREA = 0x20_0000
 FAULT_AREA = 0x40_0000      # AV stores meant to fault: one 16-byte line per position
