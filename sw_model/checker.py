@@ -158,7 +158,8 @@ class Checker(Observer):
 
     def cq_error(self, kind, index, cqh):
         if cqh != index:
-            self.fail(6, f"{kind} set for command {index} with cqh at {cqh}")
+            self.fail(6, f"{kind} set for command {index} with cqh at {cqh}",
+                      {"error": kind, "command": index, "cqh": cqh})
         self.cq_error_at = index
 
     def register_write(self, offset, value):
@@ -171,12 +172,15 @@ class Checker(Observer):
             return
         self.counts["fences_checked"] += 1
         kind = fence["kind"]          # what the driver wrote, not what the hardware says
+        what = {"fence": kind, "cq_index": index, "data": fields["data"]}
         if self.prgr_delivered < fence["prgr_before"]:
+            unsent = self.prgr_groups[self.prgr_delivered:fence["prgr_before"]]
             self.fail(6, f"{kind} completed with {self.prgr_delivered} ATS.PRGR responses sent, "
-                         f"{fence['prgr_before']} written before it")
+                         f"{fence['prgr_before']} written before it", what, *unsent[:3])
         if kind == "iofence_pd" and fence["accepted"] is not None and self.retired < fence["accepted"]:
+            oldest = {"request": self.retired, "group": self.seq_tag.get(self.retired)}
             self.fail(6, f"IOFENCE.PD completed with {self.retired} requests retired, "
-                         f"{fence['accepted']} accepted before its cqt write")
+                         f"{fence['accepted']} accepted before its cqt write", what, oldest)
 
     # --- driver side ---------------------------------------------------------------
     def cq_written(self, serial, cmd, group):

@@ -141,9 +141,12 @@ class Engine(abc.ABC):
         """Run ``coro`` as a concurrent task; returns a handle with ``done``."""
 
     async def jitter(self):
-        """A yield point: a seeded random delay of 0..``jitter_max`` cycles."""
+        """A yield point: a seeded random delay of 0..``jitter_max`` cycles
+        (a draw of 0 continues at once)."""
         if self.jitter_max:
-            await self.delay(self.rng.randint(0, self.jitter_max))
+            cycles = self.rng.randint(0, self.jitter_max)
+            if cycles:
+                await self.delay(cycles)
 
     def violation(self, invariant, message, objects=()):
         """A :class:`Violation` stamped with this run's seed and the current cycle."""

@@ -108,7 +108,10 @@ class Lock:
         return self.owner is not None
 
     async def __aenter__(self):
-        await _Op(_LOCK, self)
+        if self.owner is None and self._sched.current is not None:
+            self.owner = self._sched.current        # free: taken without a trip
+        else:
+            await _Op(_LOCK, self)
         return self
 
     async def __aexit__(self, *exc):
