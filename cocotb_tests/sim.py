@@ -11,13 +11,18 @@
   tests that failed.
 
 Waves: ``PRIFENCE_WAVES=1`` (or ``waves=True``) builds a separate traced model
-and writes an FST file into the test's run folder.
+and writes an FST file (VCD where the lz4 headers FST needs are missing) into
+the test's run folder
+(``build/sim/<hash>/runs/<module>-<test>-<pid>/``).  Run folders of passing
+tests are removed unless waves are on or ``PRIFENCE_KEEP_RUNS=1``; a failure
+names its ``sim.log``.
 """
 
 import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -35,7 +40,14 @@ DEFAULT_PARAMS = {"addr_width": 56, "data_width": 64, "ingress_depth": 16, "dc_c
 #: Amaranth's Verilog trips these warnings even without -Wall (rtl/lint.vlt says why they
 #: are code-generation idioms); lint is checked on its own (rtl.top.lint_verilog).
 BUILD_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-fatal", "-O2")
+#: FST needs the lz4 headers; without them waves are VCD.
 WAVE_ARGS = ("--trace-fst", "--trace-structs")
+WAVE_ARGS_VCD = ("--trace-structs",)
+
+
+def _wave_args():
+    has_lz4 = any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include"))
+    return list(WAVE_ARGS if has_lz4 else WAVE_ARGS_VCD)
 #: Environment variable that carries the bench seed into the simulator process.
 SEED_ENV = "PRIFENCE_SEED"
 
@@ -82,7 +94,7 @@ def build(params=None, *, waves=None):
         waves = os.environ.get("PRIFENCE_WAVES", "") not in ("", "0")
     exe = setup_verilator()
     text = generate_verilog(**params)
-    args = list(BUILD_ARGS) + (list(WAVE_ARGS) if waves else [])
+    args = list(BUILD_ARGS) + (_wave_args() if waves else [])
     key = hashlib.sha256(
         "\0".join([text, json.dumps(args), _verilator_version(exe)]).encode()).hexdigest()[:16]
     directory = BUILD_ROOT / key
@@ -154,6 +166,8 @@ def run(sim, module, testcases, *, seed, extra_env=None, name=None):
             outcome[case_name] = "skipped"
         else:
             outcome[case_name] = None
+    if all(v is None for v in outcome.values()) and not sim.waves and not os.environ.get("PRIFENCE_KEEP_RUNS"):
+        shutil.rmtree(test_dir, ignore_errors=True)     # keep the logs (and waves) of failures only
     return outcome
 
 
