@@ -104,6 +104,10 @@ class Checker(Observer):
 
     def pq_write_issued(self, seq, slot, state):
         pq = state.pq
+        if pq.mf or pq.of:
+            self.fail(6, f"PQ record of request #{seq} written while "
+                         f"{'pqmf' if pq.mf else 'pqof'} is set (the queue must stop)",
+                      self.seq_tag.get(seq))
         used = (pq.t - pq.h) % pq.size
         if (slot - pq.h) % pq.size < used:
             self.fail(6, f"PQ record of request #{seq} written to slot {slot}, which holds an "
@@ -163,8 +167,12 @@ class Checker(Observer):
         self.cq_error_at = index
 
     def register_write(self, offset, value):
-        if offset == _CQCSR:
-            self.cq_error_at = None
+        # The CQ may run again once software clears the error bits (W1C) or
+        # turns the queue off (re-enabling clears them).
+        if offset == _CQCSR and self.cq_error_at is not None:
+            f = REG["cqcsr"].decode(value)
+            if f["cmd_ill"] or f["cqmf"] or not f["cqen"]:
+                self.cq_error_at = None
 
     def fence_completed(self, index, kind, fields):
         fence = self.fences.pop(fields["data"], None) if fields["av"] else None

@@ -118,6 +118,7 @@ class Device:
         self.counts = {"requests": 0, "groups": 0, "stop_markers": 0, "success": 0,
                        "invalid": 0, "failure": 0, "uprgi": 0, "ignored": 0, "abandoned": 0}
         self.changed = engine.event()
+        self.retry = []                                 # pages a Success asked to retry
         self._tasks = []
         engine.attach_device(did, self)
 
@@ -268,7 +269,7 @@ class Device:
                     break
                 last = i == size - 1
                 r, w = rng.choice(((1, 0), (0, 1), (1, 1)))
-                addr = rng.randrange(self.pages)
+                addr = self.retry.pop(0) if self.retry else rng.randrange(self.pages)
                 req = dict(did=self.did, pv=pv, pid=pid, priv=pv and rng.randrange(2),
                            exec=pv and r and rng.randrange(2), r=r, w=w, l=int(last),
                            prgi=prgi, addr=addr)
@@ -318,6 +319,7 @@ class Device:
         if code == ResponseCode.SUCCESS:
             self.counts["success"] += 1
             outcome = "success"
+            self.retry.extend(group.addrs)              # the accesses are retried
         elif code == ResponseCode.INVALID_REQUEST:
             self.counts["invalid"] += 1
             outcome = "invalid"

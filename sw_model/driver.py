@@ -501,6 +501,7 @@ class SeedDriver:
         a no-op.  Either way the domain's pending counter drops."""
         param = group.param
         try:
+            await self.engine.jitter()
             async with param.lock:
                 if not group.dead:
                     param.pending.remove(group)
@@ -558,11 +559,14 @@ class SeedDriver:
         param = self.params[did]
         async with param.lock:
             param.handles.clear()
+        await self.engine.jitter()
         await self.engine.cfg_write(did, "enable", 0)
+        await self.engine.jitter()
         await self.drain_page_requests()
         async with param.lock:
             await self.respond_pending(param, DriverCode.INVALID)
             param.partials.clear()
+        await self.engine.jitter()
         await self.fence_responses()
         self.obs.pri_off_done(did, await self.engine.cfg_read(did, "stopped"))
         await self.write_device_context(did, en_pri=False, prpr=False)
@@ -599,10 +603,12 @@ class SeedDriver:
         self.bindings.get(did, {}).pop(key, None)
         async with param.lock:
             param.handles.pop(key, None)
+        await self.engine.jitter()
         await self.drain_page_requests()
         async with param.lock:
             await self.respond_pending(param, DriverCode.INVALID, key=key)
             param.partials[:] = [e for e in param.partials if e.key != key]
+        await self.engine.jitter()
         await self.fence_responses()
 
     async def flush_work_queue(self):

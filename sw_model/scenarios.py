@@ -21,8 +21,8 @@ atomic_replace    a PASID's domain replaced while faulting; the old one freed.
 overflow_storm    a 4-entry PQ under fast devices, and a transient PQ store
                   fault window (pqof and pqmf recovery).
 several_devices   four devices (one answering with PASID and PRGIs per
-                  PASID, one with requests without PASID) and a random mix of
-                  the operations above.
+                  PASID, one whose requests without PASID meet a domain that
+                  takes no faults) and a random mix of the operations above.
 cmd_errors        illegal commands and a transient CQ fetch-fault window
                   injected while faulting (cmd_ill / cqmf recovery).
 """
@@ -36,7 +36,8 @@ from .driver import POLICIES, Domain, Layout
 from .engine import Violation
 from .tlm import TlmEngine
 
-__all__ = ["Result", "SCENARIOS", "run_scenario", "tlm_engine"]
+__all__ = ["Result", "SCENARIOS", "run_scenario", "run_scenario_async", "build_scenario",
+           "tlm_engine"]
 
 #: Cycle limit of one run (a run past it is a hang).
 RUN_LIMIT = 3_000_000
@@ -90,7 +91,9 @@ class Context:
         opts.update(kw)
         return Domain(self.engine, f"dom{self.domain_count}", **opts)
 
-    async def add_device(self, did, *, pasids=(1, 2), max_groups=30, **kw):
+    async def add_device(self, did, *, pasids=(1, 2), max_groups=30, blocking=(), **kw):
+        """A device issuing for ``pasids``, each bound to a new domain (one that
+        cannot take faults for the keys in ``blocking``), with PRI on."""
         for knob in ("handler_time", "failure_rate"):
             if knob in self.options:
                 self.domain_kw[knob] = self.options[knob]
@@ -100,7 +103,7 @@ class Context:
         self.checker.add_device(device)
         self.ctl[did] = self.engine.lock()
         for key in pasids:
-            await self.driver.bind_pasid(did, key, self.new_domain())
+            await self.driver.bind_pasid(did, key, self.new_domain(fault_capable=key not in blocking))
         await self.driver.pri_on(did)
         device.start()
         return device
@@ -218,7 +221,7 @@ async def _several_devices(ctx):
     devs = [
         await ctx.add_device(1, pasids=(1, 2)),
         await ctx.add_device(2, pasids=(1, 7), prpr=True, prgi_per_pasid=True, prgi_count=8),
-        await ctx.add_device(0x45, pasids=(None, 5)),
+        await ctx.add_device(0x45, pasids=(None, 5), blocking=(None,)),
         await ctx.add_device(0x7F, pasids=(3,), prpr=True, credits=4, group_size=(1, 4)),
     ]
     for _ in range(ctx.rng.randint(2, 4)):
@@ -267,33 +270,11 @@ SCENARIOS = {
 _LAYOUTS = {"overflow_storm": dict(pq_log2sz_1=1)}
 
 
-def run_scenario(name, policy="seed", seed=0, *, engine_factory=tlm_engine, scale=1.0,
-                 until=RUN_LIMIT, driver_kw=None, options=None):
-    """Run scenario ``name`` with driver ``policy`` (a name of
-    :data:`~sw_model.driver.POLICIES` or a driver class) and ``seed``.
-
-    ``engine_factory(seed=, observer=)`` builds the engine (it must offer
-    ``run(main, until=)``); ``scale`` multiplies the request budgets;
-    ``options`` are scenario knobs: ``handler_time`` (lo, hi) and
-    ``failure_rate`` of every domain; ``pasids`` and ``prgi_count`` of
-    ``pasid_teardown``."""
-    try:
-        body = SCENARIOS[name]
-    except KeyError:
-        raise ValueError(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
-    if isinstance(policy, str):
-        try:
-            policy_cls = POLICIES[policy]
-        except KeyError:
-            raise ValueError(f"no policy {policy!r}; known: {', '.join(POLICIES)}") from None
-    else:
-        policy_cls = policy
-    if not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, not {seed!r}")
-    checker = Checker()
-    engine = engine_factory(seed=seed, observer=checker)
-    mem = getattr(engine, "mem", None)
-    checker.bind(engine, peek=mem.read if mem is not None else None)
+def build_scenario(engine, checker, name, policy="seed", *, scale=1.0, driver_kw=None, options=None):
+    """Set up scenario ``name`` on ``engine`` (built with ``checker`` as its
+    observer): returns ``(driver, ctx, main)`` where ``await main()`` runs it."""
+    body = _scenario(name)
+    policy_cls = _policy(policy)
     kw = dict(driver_kw or {})
     kw.setdefault("layout", Layout(**_LAYOUTS.get(name, {})))
     driver = policy_cls(engine, **kw)
@@ -304,6 +285,55 @@ def run_scenario(name, policy="seed", seed=0, *, engine_factory=tlm_engine, scal
         engine.spawn(ctx.rf_watch(), "scenario.rf_watch")
         await body(ctx)
 
+    return driver, ctx, main
+
+
+async def run_scenario_async(engine, checker, name, policy="seed", **kw):
+    """Run scenario ``name`` by awaiting it on an engine already built with
+    ``checker`` as its observer (how a cocotb bench runs it against the RTL).
+    Returns ``(driver, ctx)``; a broken invariant raises
+    :class:`~sw_model.engine.Violation`."""
+    driver, ctx, main = build_scenario(engine, checker, name, policy, **kw)
+    await main()
+    return driver, ctx
+
+
+def _scenario(name):
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(f"no scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
+
+
+def _policy(policy):
+    if isinstance(policy, str):
+        try:
+            return POLICIES[policy]
+        except KeyError:
+            raise ValueError(f"no policy {policy!r}; known: {', '.join(POLICIES)}") from None
+    return policy
+
+
+def run_scenario(name, policy="seed", seed=0, *, engine_factory=tlm_engine, scale=1.0,
+                 until=RUN_LIMIT, driver_kw=None, options=None):
+    """Run scenario ``name`` with driver ``policy`` (a name of
+    :data:`~sw_model.driver.POLICIES` or a driver class) and ``seed``.
+
+    ``engine_factory(seed=, observer=)`` builds the engine (it must offer
+    ``run(main, until=)``); ``scale`` multiplies the request budgets;
+    ``options`` are scenario knobs: ``handler_time`` (lo, hi) and
+    ``failure_rate`` of every domain; ``pasids`` and ``prgi_count`` of
+    ``pasid_teardown``."""
+    _scenario(name)
+    policy_cls = _policy(policy)
+    if not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, not {seed!r}")
+    checker = Checker()
+    engine = engine_factory(seed=seed, observer=checker)
+    mem = getattr(engine, "mem", None)
+    checker.bind(engine, peek=mem.read if mem is not None else None)
+    driver, ctx, main = build_scenario(engine, checker, name, policy_cls, scale=scale,
+                                       driver_kw=driver_kw, options=options)
     started = time.perf_counter()
     violation = None
     try:

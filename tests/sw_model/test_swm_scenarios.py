@@ -62,6 +62,20 @@ def test_scenarios_exercise_what_they_claim():
     assert total("atomic_replace", "success") > 0
     r = run_scenario("several_devices", "seed", 0)
     assert r.ok and r.counts["requests"] > 100
+    assert r.counts["drv_no_domain"] > 0                   # blocking domain: Invalid at once
+
+
+def test_a_scenario_can_be_awaited_on_an_engine():
+    """The form a cocotb bench uses: the scenario awaited on an engine it built."""
+    from sw_model.checker import Checker
+    from sw_model.scenarios import run_scenario_async
+    from sw_model.tlm import TlmEngine
+    checker = Checker()
+    engine = TlmEngine(seed=8, observer=checker)
+    checker.bind(engine, peek=engine.mem.read)
+    driver, ctx = engine.run(run_scenario_async(engine, checker, "atomic_replace", "seed"))
+    assert ctx.devices and all(d.stopped for d in ctx.devices)
+    assert driver.counts["groups"] > 0 and not driver.params
 
 
 def test_reviewed_policy_is_caught_breaking_invariant_1():
