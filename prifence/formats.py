@@ -23,7 +23,7 @@ __all__ = [
     "PageRequest", "PrgResponse", "PqRecord", "FqRecord", "DeviceContextTc",
     "CommandHeader", "IofenceCmd", "InvalDdtCmd", "PrgrCmd",
     "PQ_RECORD_BYTES", "FQ_RECORD_BYTES", "COMMAND_BYTES", "DC_BYTES", "DDT_INDEX_BITS",
-    "Access", "Field", "Register", "REGISTERS", "REG", "Codec", "codec",
+    "Access", "Field", "Register", "REGISTERS", "REG", "Codec", "codec", "reserved_field_names",
     "is_stop_marker", "dc_misconfigured", "CAPABILITIES_VERSION",
 ]
 
@@ -221,12 +221,23 @@ def is_stop_marker(pv, l, r, w):
 
 # --- Python codecs derived from the layouts ------------------------------------
 
+def reserved_field_names(layout):
+    """Names of the reserved fields of ``layout``: ``_``-prefixed, except the
+    ignored ``_ign*`` ones (shared by the RTL decoders and the Python codecs)."""
+    layout = data.Layout.cast(layout)
+    return tuple(name for name, _ in layout
+                 if name.startswith("_") and not name.startswith("_ign"))
+
+
 class Codec:
     """Pack and unpack integers (and little-endian bytes) of one layout.
 
-    Fields whose names start with ``_`` are reserved: :meth:`pack` writes them
-    as 0 unless given explicitly, :meth:`unpack` omits them, and
-    :meth:`reserved_bits` returns their value so a checker can flag them.
+    Fields whose names start with ``_`` are not public: :meth:`pack` writes
+    them as 0 unless given explicitly and :meth:`unpack` omits them.  Of those,
+    ``_ign*`` fields are *ignored* (DESIGN §3: the other dw1 bits of
+    ``ATS.PRGR``) and every other one is *reserved*: :attr:`reserved_mask` and
+    :meth:`reserved_bits` cover exactly the reserved ones, so a checker or a
+    decoder can flag them.
     """
 
     def __init__(self, layout):
@@ -240,9 +251,9 @@ class Codec:
         self.fields = {name: (f.offset, f.width) for name, f in layout}
         self.public = tuple(n for n in self.fields if not n.startswith("_"))
         self.reserved_mask = 0
-        for name, (off, width) in self.fields.items():
-            if name.startswith("_"):
-                self.reserved_mask |= ((1 << width) - 1) << off
+        for name in reserved_field_names(layout):
+            off, width = self.fields[name]
+            self.reserved_mask |= ((1 << width) - 1) << off
 
     def offset(self, name):
         return self.fields[name][0]

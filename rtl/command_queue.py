@@ -15,27 +15,17 @@ from amaranth.lib.wiring import In, Out
 from prifence.formats import (
     COMMAND_BYTES, DDT_INDEX_BITS, FUNC3_INVAL_DDT, FUNC3_IOFENCE_C, FUNC3_IOFENCE_PD,
     FUNC3_PRGR, PAGE_SHIFT, CommandHeader, InvalDdtCmd, IofenceCmd, Opcode, PrgResponse,
-    PrgrCmd,
+    PrgrCmd, reserved_field_names,
 )
 from rtl.bus import (
     PD_COUNT_WIDTH, InvalidateSignature, MemReadSignature, MemWriteSignature,
     QueueRegsSignature, queue_status_names,
 )
 
-__all__ = ["CommandQueue", "reserved_field_names"]
+__all__ = ["CommandQueue"]
 
 _COMMAND_BITS = COMMAND_BYTES * 8
 _INDEX_BITS = 16            # 2**16 entries at most (LOG2SZ-1 is clamped to 15)
-
-
-def reserved_field_names(layout):
-    """Names of the fields of a command layout that must be zero (else ``cmd_ill``).
-
-    These are the ``_``-prefixed fields of :mod:`prifence.formats`, except the
-    ``_ign*`` ones: DESIGN §3 makes the other dw1 bits of ``ATS.PRGR`` *ignored*,
-    not reserved."""
-    return tuple(name for name, _ in data.Layout.cast(layout)
-                 if name.startswith("_") and not name.startswith("_ign"))
 
 
 def _any_reserved(view, layout):

@@ -79,14 +79,6 @@ def inval_ddt(*, dv, did=0, pid=0):
     return INVAL.pack(opcode=Opcode.IODIR, func3=FUNC3_INVAL_DDT, dv=dv, did=did, pid=pid)
 
 
-def _reserved_mask(c):
-    mask = 0
-    for name, (off, width) in c.fields.items():
-        if name.startswith("_rsvd"):
-            mask |= ((1 << width) - 1) << off
-    return mask
-
-
 @dataclass(frozen=True)
 class ModelCommand:
     """What DESIGN §3 says a command does."""
@@ -106,17 +98,17 @@ def model_command(word, *, addr_width=56):
     op, f3 = h["opcode"], h["func3"]
     if (op, f3) in ((Opcode.IOFENCE_C, FUNC3_IOFENCE_C), (Opcode.IOFENCE_PD, FUNC3_IOFENCE_PD)):
         f = FENCE.unpack(word)
-        if word & _reserved_mask(FENCE) or (f["addr"] << 2) >> addr_width:
+        if word & FENCE.reserved_mask or (f["addr"] << 2) >> addr_width:
             return ModelCommand("illegal")
         kind = "fence_c" if op == Opcode.IOFENCE_C else "fence_pd"
         return ModelCommand(kind, av=f["av"], wsi=f["wsi"], data=f["data"], addr=f["addr"] << 2)
     if (op, f3) == (Opcode.IODIR, FUNC3_INVAL_DDT):
         f = INVAL.unpack(word)
-        if word & _reserved_mask(INVAL) or f["pid"] or (f["dv"] and f["did"] >> DDT_INDEX_BITS):
+        if word & INVAL.reserved_mask or f["pid"] or (f["dv"] and f["did"] >> DDT_INDEX_BITS):
             return ModelCommand("illegal")
         return ModelCommand("inval", all=1 - f["dv"], did=f["did"] & ((1 << DDT_INDEX_BITS) - 1) if f["dv"] else None)
     if (op, f3) == (Opcode.ATS, FUNC3_PRGR):
-        if word & _reserved_mask(PRGR):
+        if word & PRGR.reserved_mask:
             return ModelCommand("illegal")
         f = PRGR.unpack(word)
         did = f["rid"] | ((f["dseg"] << 16) if f["dsv"] else 0)
