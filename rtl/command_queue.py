@@ -9,7 +9,7 @@ Everything else is ``cmd_ill``.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, Value, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
