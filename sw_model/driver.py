@@ -245,9 +245,12 @@ class SeedDriver:
         """Write ``commands`` ((word, group-or-None) pairs) at cqt and publish cqt."""
         async with self.cq_lock:
             for word, group in commands:
-                if ((self.cqt + 1) % self.cq_size) == self.cqh_seen:
-                    self.cqh_seen = await self._poll(
-                        lambda v: ((self.cqt + 1) % self.cq_size) != v, "cqh", "room in the CQ")
+                while ((self.cqt + 1) % self.cq_size) == self.cqh_seen:
+                    # publish what is written so far: the hardware makes room
+                    # only by executing it
+                    await self._wr("cqt", self.cqt)
+                    self.obs.cqt_written(self.cqt, self.cq_serial)
+                    await self._wait_for_room()
                 await self.engine.mem_write(self.layout.cq + self.cqt * COMMAND_BYTES,
                                             word.to_bytes(COMMAND_BYTES, "little"))
                 self.cq_log[self.cqt] = word
@@ -256,6 +259,23 @@ class SeedDriver:
                 self.cqt = (self.cqt + 1) % self.cq_size
             await self._wr("cqt", self.cqt)
             self.obs.cqt_written(self.cqt, self.cq_serial)
+
+    async def _wait_for_room(self):
+        """Poll cqh until the ring has room (cq lock held); a CQ stopped on an
+        error is recovered here, as nobody else can take the lock meanwhile."""
+        deadline = self.engine.now() + self.bound
+        interval = 1
+        while True:
+            self.cqh_seen = await self._rd("cqh")
+            if ((self.cqt + 1) % self.cq_size) != self.cqh_seen:
+                return
+            if await self._rd("cqcsr") & self._cq_errors:
+                await self._recover_locked()
+                return
+            if self.engine.now() >= deadline:
+                raise self.engine.violation("hang", f"no room in the CQ after {self.bound} cycles")
+            await self.engine.delay(interval)
+            interval = min(interval * 2, 32)
 
     def prgr_command(self, group, code):
         """The ``ATS.PRGR`` answering ``group`` with driver code ``code``."""
@@ -302,37 +322,43 @@ class SeedDriver:
             await self.engine.delay(interval)
             interval = min(interval * 2, 32)
 
+    _cq_errors = _bit("cqcsr", "cmd_ill") | _bit("cqcsr", "cqmf")
+
     async def recover_cq(self):
         """cmd_ill / cqmf: restart the CQ and resubmit the commands from cqh on
         (without the illegal one), in order."""
         async with self.cq_lock:
-            csr = await self._rd("cqcsr")
-            ill = bool(csr & _bit("cqcsr", "cmd_ill"))
-            if not (ill or csr & _bit("cqcsr", "cqmf")):
-                return
-            self.counts["cq_recoveries"] += 1
-            head = await self._rd("cqh")
-            todo, i = [], head
-            if ill:
-                i = (i + 1) % self.cq_size
-            while i != self.cqt:
-                todo.append(self.cq_log[i])
-                i = (i + 1) % self.cq_size
-            await self._wr("cqcsr", REG["cqcsr"].encode(cqen=0))
-            await self._csr_wait("cqcsr", "cqon", False)
-            # Enabling zeroes cqh but not cqt: empty the ring first, or the
-            # hardware would run the stale slots before they are rewritten.
-            await self._wr("cqt", 0)
-            await self._wr("cqcsr", REG["cqcsr"].encode(cqen=1, cie=1, cmd_ill=1, cqmf=1))
-            await self._csr_wait("cqcsr", "cqon", True)
-            self.cqt, self.cqh_seen = 0, 0
-            self.cq_log = {}
-            for word in todo:
-                await self.engine.mem_write(self.layout.cq + self.cqt * COMMAND_BYTES,
-                                            word.to_bytes(COMMAND_BYTES, "little"))
-                self.cq_log[self.cqt] = word
-                self.cqt += 1
-            await self._wr("cqt", self.cqt)
+            await self._recover_locked()
+
+    async def _recover_locked(self):
+        """The body of :meth:`recover_cq` (cq lock held)."""
+        csr = await self._rd("cqcsr")
+        ill = bool(csr & _bit("cqcsr", "cmd_ill"))
+        if not (ill or csr & _bit("cqcsr", "cqmf")):
+            return
+        self.counts["cq_recoveries"] += 1
+        head = await self._rd("cqh")
+        todo, i = [], head
+        if ill:
+            i = (i + 1) % self.cq_size
+        while i != self.cqt:
+            todo.append(self.cq_log[i])
+            i = (i + 1) % self.cq_size
+        await self._wr("cqcsr", REG["cqcsr"].encode(cqen=0))
+        await self._csr_wait("cqcsr", "cqon", False)
+        # Enabling zeroes cqh but not cqt: empty the ring first, or the
+        # hardware would run the stale slots before they are rewritten.
+        await self._wr("cqt", 0)
+        await self._wr("cqcsr", REG["cqcsr"].encode(cqen=1, cie=1, cmd_ill=1, cqmf=1))
+        await self._csr_wait("cqcsr", "cqon", True)
+        self.cqt, self.cqh_seen = 0, 0
+        self.cq_log = {}
+        for word in todo:
+            await self.engine.mem_write(self.layout.cq + self.cqt * COMMAND_BYTES,
+                                        word.to_bytes(COMMAND_BYTES, "little"))
+            self.cq_log[self.cqt] = word
+            self.cqt += 1
+        await self._wr("cqt", self.cqt)
 
     async def cq_servicer(self):
         """On ``irq_cq``: clear cip; recover from cmd_ill / cqmf."""

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from sw_model.bench import seeds_per_second
-from sw_model.driver import POLICIES, ReviewedDriver, SeedDriver
+from sw_model.driver import POLICIES, Layout, ReviewedDriver, SeedDriver
 from sw_model.engine import Violation
 from sw_model.scenarios import SCENARIOS, run_scenario, tlm_engine
 from sw_model.variants import DRIVER_VARIANTS, HARDWARE_VARIANTS, SELF_TESTS
@@ -38,6 +38,16 @@ def test_seed_policy_passes_random_seeds(scenario, chunk, seed, soak):
         r = run_scenario(scenario, "seed", s, scale=scale)
         if not r.ok:
             failed.append(r)
+    assert not failed, _fail_message(failed)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_seed_policy_with_tiny_queues(scenario, seed):
+    """2-entry PQ and FQ, 4-entry CQ: overflow everywhere, a full command ring
+    in the middle of a batch, recovery with the ring full."""
+    layout = Layout(cq_log2sz_1=1, pq_log2sz_1=0, fq_log2sz_1=0)
+    failed = [r for r in (run_scenario(scenario, "seed", s, driver_kw={"layout": layout})
+                          for s in range(seed, seed + 20)) if not r.ok]
     assert not failed, _fail_message(failed)
 
 
