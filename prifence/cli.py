@@ -146,6 +146,9 @@ def cmd_regress(args):
         cmd += ["--prifence-shard", f"{k}/{n}"]
     if args.seed is not None:
         cmd += ["--seed", str(args.seed)]
+    if args.soak:
+        cmd += ["--soak"]
+    Path(args.junit).parent.mkdir(parents=True, exist_ok=True)
     print("running:", " ".join(cmd), flush=True)
     return subprocess.call(cmd, cwd=REPO)
 
@@ -238,6 +241,8 @@ def build_parser():
     p.add_argument("-n", type=_positive_int, help="parallel workers (pytest-xdist)")
     p.add_argument("--shard", help="run shard K of N (K/N), for splitting across machines")
     p.add_argument("--seed", type=int, help="seed for the randomized tests")
+    p.add_argument("--soak", action="store_true",
+                   help="many more seeds per co-simulated scenario (long)")
     p.add_argument("--junit", default="build/regress.xml", help="JUnit XML output")
     p.set_defaults(func=cmd_regress)
     return parser

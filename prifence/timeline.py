@@ -32,7 +32,7 @@ def _row_label(key):
     if key == _IOMMU:
         return "IOMMU: commands, fences"
     did, pid = key
-    return f"dev {did:#x} " + (f"PASID {pid:#x}" if pid is not None else "no PASID")
+    return f"dev {did:#x} " + (f"PASID {pid:#x}" if pid is not None else "no PASID in message")
 
 
 def rows_of(events):
