@@ -34,7 +34,8 @@ __all__ = ["REPO", "BUILD_ROOT", "DEFAULT_PARAMS", "BUILD_ARGS", "SimBuild", "bu
            "run_or_fail", "CocotbFailure", "SEED_ENV"]
 
 REPO = Path(__file__).resolve().parent.parent
-BUILD_ROOT = REPO / "build" / "sim"
+#: Where builds are cached (``PRIFENCE_SIM_BUILD`` overrides).
+BUILD_ROOT = Path(os.environ.get("PRIFENCE_SIM_BUILD", REPO / "build" / "sim"))
 TOP = "prifence_top"
 DEFAULT_PARAMS = {"addr_width": 56, "data_width": 64, "ingress_depth": 16, "dc_cache_entries": 8}
 #: Amaranth's Verilog trips these warnings even without -Wall (rtl/lint.vlt says why they
