@@ -11,24 +11,26 @@ from collections import Counter
 import cocotb
 
 from prifence.formats import (
-    FQ_RECORD_BYTES, PAGE_SHIFT, PQ_RECORD_BYTES, DdtpMode, DeviceContextTc, PqRecord,
-    ResponseCode, codec,
+    PAGE_SHIFT, PQ_RECORD_BYTES, REG, REGISTERS, DdtpMode, DeviceContextTc, ResponseCode, codec,
 )
 from sw_model.disposition import decide, fq_record, pq_record, store_fault_response
 
 from .tb import TB, Layout, WaitTimeout, bench_seed, request
 
 _TC = codec(DeviceContextTc)
-_PQ = codec(PqRecord)
 
-#: A mix of requests exercising L, PV and Stop Markers.
 def _mix(did, prgi=0x11):
+    """A mix of requests exercising L, PV and Stop Markers."""
     return [
         request(did=did, prgi=prgi, addr=0xABCDE, l=1),                         # L=1, no PASID
         request(did=did, pv=1, pid=0x4321, priv=1, exec=1, w=1, prgi=prgi + 1, l=1),  # with PASID
         request(did=did, pv=1, pid=0x77, prgi=prgi + 2, l=0, addr=0x5),           # L=0
         request(did=did, pv=1, pid=0x99, r=0, w=0, l=1, prgi=prgi + 3),            # Stop Marker
     ]
+
+
+def _pqcsr(value, field):
+    return REG["pqcsr"].get(value, field)
 
 
 def model(req, *, ddtp_mode=DdtpMode.LVL1, tc=None, load_fault=False, on=True, mf=False,
@@ -365,7 +367,7 @@ async def disable_with_writes_in_flight(dut):
     await tb.cycles(20)
     await tb.write_reg("pqcsr", pqen=0, pie=1)
     csr = await tb.read_reg("pqcsr")
-    assert REG_get(csr, "pqon") == 1 and REG_get(csr, "busy") == 1 and REG_get(csr, "pqen") == 0
+    assert _pqcsr(csr, "pqon") == 1 and _pqcsr(csr, "busy") == 1 and _pqcsr(csr, "pqen") == 0
     await tb.write_reg("pqcsr", pqen=1, pie=1)                 # ignored while busy
     assert await tb.read_field("pqcsr", "pqen") == 0
     late = request(did=1, pv=1, pid=5, prgi=0x33, l=1)
@@ -383,11 +385,6 @@ async def disable_with_writes_in_flight(dut):
     await tb.write_reg("pqcsr", pqen=1, pie=1)
     await tb.wait_field("pqcsr", "pqon", 1)
     assert await tb.read_reg("pqt") == 0
-
-
-def REG_get(value, field):
-    from prifence.formats import REG
-    return REG["pqcsr"].get(value, field)
 
 
 @cocotb.test()
@@ -507,7 +504,6 @@ async def register_garbage(dut):
     tb = TB(dut)
     rng = random.Random(bench_seed())
     await tb.reset()
-    from prifence.formats import REG, REGISTERS
     for reg in REGISTERS:
         if reg.name in ("pqcsr", "fqcsr", "cqcsr"):
             continue                                  # enables are set deliberately below
@@ -675,7 +671,7 @@ async def random_against_model(dut):
         state.fq_tail = (state.fq_tail + len(want_fq)) % state.fq_size
         await tb.write_reg("fqh", index=state.fq_tail)
         csr = await tb.read_reg("pqcsr")
-        assert REG_get(csr, "pqof") == state.of and REG_get(csr, "pqmf") == state.mf, \
+        assert _pqcsr(csr, "pqof") == state.of and _pqcsr(csr, "pqmf") == state.mf, \
             f"phase {phase} (seed {seed}): pqcsr {csr:#x}"
         tb.clear_errors()
         if state.mf or state.of:

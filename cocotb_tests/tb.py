@@ -25,13 +25,13 @@ from collections import deque
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Event, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from prifence.formats import (
     DC_BYTES, FQ_RECORD_BYTES, PAGE_SHIFT, PQ_RECORD_BYTES, REG, DdtpMode, DeviceContextTc,
-    FqRecord, PageRequest, PqRecord, PrgResponse, codec,
+    PageRequest, PrgResponse, codec,
 )
 
 __all__ = ["TB", "WaitTimeout", "PageRequestSource", "ResponseSink", "Layout", "bench_seed",
@@ -40,8 +40,6 @@ __all__ = ["TB", "WaitTimeout", "PageRequestSource", "ResponseSink", "Layout", "
 CLOCK_NS = 10
 _REQ = codec(PageRequest)
 _RESP = codec(PrgResponse)
-_PQ = codec(PqRecord)
-_FQ = codec(FqRecord)
 _TC = codec(DeviceContextTc)
 
 
@@ -95,7 +93,6 @@ class PageRequestSource:
         self.dut, self.clock = dut, clock
         self.queue = deque()
         self.accepted = []
-        self._accept_event = Event()
         self.dut.page_req_valid.value = 0
         self._task = cocotb.start_soon(self._run())
 

@@ -2,7 +2,7 @@
 # directory (1LVL)", §4 rows "ddtp Off" to "DC misconfigured"; RISC-V IOMMU
 # specification v1.0 §2.3 "Process to locate the Device-context").
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 

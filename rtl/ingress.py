@@ -1,7 +1,7 @@
 # The page-request ingress FIFO (DESIGN.md §1: "page_req_ready is high exactly
 # when the ingress FIFO has room").
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
