@@ -276,6 +276,51 @@ async def row_queued(dut):
     assert tb.prg.received == []           # queued requests get no auto-response
 
 
+@cocotb.test()
+async def fault_queue_overflow_and_store_fault(dut):
+    """FQ: a full queue drops the record and sets fqof (fip); after clearing it
+    records resume at fqt; a record store that answers SLVERR sets fqmf, fqt
+    stays; a disabled FQ drops records silently; the auto-responses are
+    unchanged throughout."""
+    tb = TB(dut)
+    await tb.reset()
+    await tb.enable_pq()
+    await tb.enable_fq(log2sz_1=0)                              # 2 entries: 1 record fits
+    reqs = [request(did=1, prgi=k, l=k % 2) for k in range(3)]
+    want = [model(r, ddtp_mode=DdtpMode.OFF) for r in reqs]
+    await send_all(tb, reqs)
+    await tb.prg.wait_count(sum(d.response is not None for d in want))
+    await tb.wait_field("fqcsr", "fqof", 1)
+    assert await tb.read_reg("fqt") == 1
+    assert tb.fq_record(0) == fq_record(reqs[0], want[0].fq_cause)
+    assert int(dut.irq_fq.value) == 1
+    await tb.write_reg("fqh", index=1)                          # consume
+    await tb.write_reg("fqcsr", fqen=1, fie=1, fqof=1)
+    more = request(did=2, pv=1, pid=0x55, priv=1, l=0)
+    await send_all(tb, [more])
+    await tb.wait_field("fqt", "index", 0)
+    assert tb.fq_record(1) == fq_record(more, model(more, ddtp_mode=DdtpMode.OFF).fq_cause)
+    # Store fault on slot 0.
+    slot0 = Layout.FQ_PPN << PAGE_SHIFT
+    tb.inject_errors(slot0, slot0 + 32, reads=False)
+    await tb.write_reg("fqh", index=0)
+    await send_all(tb, [request(did=3, l=0)])
+    await tb.wait_field("fqcsr", "fqmf", 1)
+    assert await tb.read_reg("fqt") == 0
+    tb.clear_errors()
+    # Disabled: nothing is written, fqon drops, responses still come.
+    await tb.write_reg("fqcsr", fqen=0, fie=1, fqmf=1)
+    await tb.wait_field("fqcsr", "fqon", 0)
+    tb.clear_queue_memory(Layout.FQ_PPN, 64)
+    start = len(tb.prg.received)
+    last = request(did=4, l=1, prgi=0x1AB)
+    await send_all(tb, [last])
+    await tb.prg.wait_count(start + 1)
+    assert tb.prg.responses()[-1] == model(last, ddtp_mode=DdtpMode.OFF).response
+    await tb.cycles(30)
+    assert tb.ram.read(slot0, 64) == bytes(64) and await tb.read_reg("fqt") == 0
+
+
 # --- queue mechanics --------------------------------------------------------------------
 
 @cocotb.test()

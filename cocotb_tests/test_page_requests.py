@@ -15,7 +15,7 @@ MODULE = "cocotb_tests.pq_benches"
 BENCHES = (
     "row_ddtp_off", "row_ddtp_bare", "row_did_too_wide", "row_dc_load_fault", "row_dc_invalid",
     "row_dc_misconfigured", "row_pri_disabled", "row_pq_off", "row_pq_overflow",
-    "row_pq_store_fault", "row_queued",
+    "row_pq_store_fault", "row_queued", "fault_queue_overflow_and_store_fault",
     "wrap_around", "overflow_recovery", "store_fault_discards_later_records",
     "disable_with_writes_in_flight", "pasid_and_prpr_rules", "arrival_order_under_backpressure",
     "interrupts", "context_cache_and_ddtp_write", "register_garbage", "random_against_model",
