@@ -311,23 +311,16 @@ class _PqWrite:
         self.acked = self.fault = self.discarded = False
 
 
-def _reserved_mask(layout, prefix="_rsvd"):
-    c = codec(layout)
-    mask = 0
-    for name, (off, width) in c.fields.items():
-        if name.startswith(prefix):
-            mask |= ((1 << width) - 1) << off
-    return mask
-
-
 _HDR = codec(CommandHeader)
 _FENCE = codec(IofenceCmd)
 _INVAL = codec(InvalDdtCmd)
 _PRGR = codec(PrgrCmd)
 _TC = codec(DeviceContextTc)
-_FENCE_RSVD = _reserved_mask(IofenceCmd)
-_INVAL_RSVD = _reserved_mask(InvalDdtCmd) | _INVAL.mask("pid")
-_PRGR_RSVD = _reserved_mask(PrgrCmd)
+# Reserved bits as formats defines them (the ignored _ign* fields of ATS.PRGR
+# are not reserved); IODIR.INVAL_DDT also requires its PID field to be 0.
+_FENCE_RSVD = _FENCE.reserved_mask
+_INVAL_RSVD = _INVAL.reserved_mask | _INVAL.mask("pid")
+_PRGR_RSVD = _PRGR.reserved_mask
 
 
 def decode_command(word):

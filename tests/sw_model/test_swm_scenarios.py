@@ -7,6 +7,7 @@ larger request budgets; ``--seed`` replays a base seed.
 """
 
 import functools
+import random
 import subprocess
 import sys
 
@@ -48,6 +49,25 @@ def test_seed_policy_with_tiny_queues(scenario, seed):
     layout = Layout(cq_log2sz_1=1, pq_log2sz_1=0, fq_log2sz_1=0)
     failed = [r for r in (run_scenario(scenario, "seed", s, driver_kw={"layout": layout})
                           for s in range(seed, seed + 20)) if not r.ok]
+    assert not failed, _fail_message(failed)
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_seed_policy_with_random_engine_and_driver_knobs(scenario, seed):
+    """Jitter, memory and register latency, ingress depth, context-cache size,
+    workers and PQ batch drawn per seed."""
+    failed = []
+    for s in range(seed, seed + 10):
+        k = random.Random(s)
+        knobs = dict(jitter_max=k.choice([0, 4, 20, 60]), mem_latency=k.choice([(1, 1), (1, 8), (5, 40)]),
+                     reg_latency=k.choice([1, 2, 10]), ingress_depth=k.choice([1, 2, 16]),
+                     dc_entries=k.choice([1, 8]))
+        driver_kw = dict(workers=k.choice([1, 2, 4]), pq_batch=k.choice([1, 8]))
+        r = run_scenario(scenario, "seed", s, driver_kw=driver_kw,
+                         engine_factory=functools.partial(tlm_engine, **knobs))
+        if not r.ok:
+            failed.append(r)
+            print("knobs:", knobs, driver_kw)
     assert not failed, _fail_message(failed)
 
 
