@@ -45,7 +45,7 @@ def _load_module(path, what):
     try:
         spec.loader.exec_module(module)
     except Exception as exc:        # noqa: BLE001 - any import error is the user's file
-        line = ""
+        line = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) and exc.lineno else ""
         tb = exc.__traceback__
         while tb is not None:
             if tb.tb_frame.f_code.co_filename == str(path):
