@@ -11,7 +11,8 @@ from collections import Counter
 import cocotb
 
 from prifence.formats import (
-    PAGE_SHIFT, PQ_RECORD_BYTES, REG, REGISTERS, DdtpMode, DeviceContextTc, ResponseCode, codec,
+    COMMAND_BYTES, FUNC3_INVAL_DDT, FUNC3_IOFENCE_C, PAGE_SHIFT, PQ_RECORD_BYTES, REG, REGISTERS,
+    DdtpMode, DeviceContextTc, InvalDdtCmd, IofenceCmd, Opcode, ResponseCode, codec,
 )
 from sw_model.disposition import decide, fq_record, pq_record, store_fault_response
 
@@ -585,6 +586,74 @@ async def register_garbage(dut):
     req = await tb.device.page_request(did=1, prgi=9, l=0)
     await tb.wait_field("pqt", "index", 4)
     assert tb.pq_record(3, ppn=Layout.PQ_PPN + 1) == pq_record(req)
+
+
+async def _run_commands(tb, commands, *, log2sz_1=3):
+    """Enable the CQ (if off), append ``commands`` (ints of 128 bits) at cqt and
+    wait until cqh has moved past all of them."""
+    if not await tb.read_field("cqcsr", "cqon"):
+        await tb.write_reg("cqb", log2sz_1=log2sz_1, ppn=Layout.CQ_PPN)
+        await tb.write_reg("cqcsr", cqen=1)
+        await tb.wait_field("cqcsr", "cqon", 1)
+    size = 1 << (log2sz_1 + 1)
+    tail = await tb.read_reg("cqt")
+    for cmd in commands:
+        tb.ram.write((Layout.CQ_PPN << PAGE_SHIFT) + tail * COMMAND_BYTES, cmd.to_bytes(COMMAND_BYTES, "little"))
+        tail = (tail + 1) % size
+    await tb.write_reg("cqt", index=tail)
+    return tail
+
+
+def _inval_ddt(did=None):
+    return codec(InvalDdtCmd).pack(opcode=Opcode.IODIR, func3=FUNC3_INVAL_DDT,
+                                   dv=int(did is not None), did=did or 0)
+
+
+def _iofence(opcode=Opcode.IOFENCE_C):
+    return codec(IofenceCmd).pack(opcode=opcode, func3=FUNC3_IOFENCE_C)
+
+
+@cocotb.test()
+async def command_queue_invalidation(dut):
+    """IODIR.INVAL_DDT through the command queue reaches the context cache:
+    after it (and a fence) a changed context is read again; DV=1 for another
+    device keeps this one cached."""
+    tb = TB(dut)
+    await tb.setup(dids=(6, 7))
+    await send_all(tb, [request(did=6, l=0), request(did=7, l=0)])
+    await tb.wait_field("pqt", "index", 2)
+    invalid = tb.write_dc(6, _TC.pack(v=0))
+    tb.write_dc(7, _TC.pack(v=0))
+    tail = await _run_commands(tb, [_inval_ddt(did=7), _iofence()])
+    await tb.wait_field("cqh", "index", tail)
+    await send_all(tb, [request(did=6, l=0, prgi=1)])            # still cached
+    await tb.wait_field("pqt", "index", 3)
+    tail = await _run_commands(tb, [_inval_ddt(), _iofence()])   # DV=0: all
+    await tb.wait_field("cqh", "index", tail)
+    req = request(did=6, l=1, prgi=2)
+    await expect_outcome(tb, [req], [model(req, tc=invalid)], pqt=3)
+
+
+@cocotb.test()
+async def iofence_pd_waits_for_retirement(dut):
+    """IOFENCE.PD completes only once every page request accepted before it has
+    retired: here an auto-response held back by prg_resp (pr_accepted /
+    pr_retired of the page-request path)."""
+    tb = TB(dut)
+    await tb.setup(dids=(1,), pq_log2sz_1=0)                     # 2 entries
+    await send_all(tb, [request(did=1, l=0)])                    # fills the PQ
+    await tb.wait_field("pqt", "index", 1)
+    tb.prg.hold()
+    req = request(did=1, l=1, prgi=0x42)                         # full: Success, held
+    await send_all(tb, [req])
+    await tb.cycles(20)
+    tail = await _run_commands(tb, [_iofence(Opcode.IOFENCE_PD)])
+    await tb.cycles(200)
+    assert await tb.read_reg("cqh") == tail - 1, "IOFENCE.PD completed before the request retired"
+    tb.prg.release()
+    await tb.prg.wait_count(1)
+    assert tb.prg.responses() == [model(req, tc=tb.good_tc(), full=True).response]
+    await tb.wait_field("cqh", "index", tail)
 
 
 # --- randomized comparison against the reference model ----------------------------------

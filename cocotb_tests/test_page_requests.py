@@ -19,6 +19,7 @@ BENCHES = (
     "wrap_around", "overflow_recovery", "store_fault_discards_later_records",
     "disable_with_writes_in_flight", "pasid_and_prpr_rules", "arrival_order_under_backpressure",
     "interrupts", "context_cache_and_ddtp_write", "register_garbage", "random_against_model",
+    "command_queue_invalidation", "iofence_pd_waits_for_retirement",
 )
 
 #: Benches also run on the 128-bit memory port.
