@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["TARGETS", "SynthResult", "SynthError", "synthesize"]
+__all__ = ["TARGETS", "SynthResult", "SynthError", "synthesize", "last_results"]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -128,6 +128,38 @@ def _core(core, params):
     raise SynthError(f"unknown core {core!r}: 'top' or 'registers'")
 
 
+def _block(cell):
+    """The hardware block a placed cell belongs to (its hierarchical prefix)."""
+    parts = cell.split(".")
+    names = [p for p in parts[:-1] if p != "core"]
+    return ".".join(names[:2]) if names else "(wrapper)"
+
+
+def _critical_path(report):
+    """The worst path, as lines: start and end point, total delay, logic levels,
+    and the blocks it crosses in order."""
+    paths = report.get("critical_paths", [])
+    if not paths:
+        return []
+    worst = max(paths, key=lambda p: sum(s.get("delay", 0) for s in p.get("path", [])))
+    steps = worst.get("path", [])
+    if not steps:
+        return []
+    total = sum(s.get("delay", 0) for s in steps)
+    logic = [s for s in steps if s.get("type") == "logic"]
+    blocks = []
+    for s in steps:
+        b = _block(s.get("to", {}).get("cell", ""))
+        if not blocks or blocks[-1] != b:
+            blocks.append(b)
+    start, end = steps[0].get("from", {}), steps[-1].get("to", {})
+    return [f"from  {start.get('cell', '?')}",
+            f"to    {end.get('cell', '?')}.{end.get('port', '?')}",
+            f"delay {total:.2f} ns, {len(logic)} logic steps, "
+            f"routing {sum(s.get('delay', 0) for s in steps if s.get('type') == 'routing'):.2f} ns",
+            "through " + " -> ".join(blocks)]
+
+
 def synthesize(target, *, freq_mhz=None, params=None, core="top", workdir=None,
                progress=True, seed=1):
     """Synthesise and place/route ``core`` for ``target``; return a :class:`SynthResult`.
@@ -184,13 +216,20 @@ def synthesize(target, *, freq_mhz=None, params=None, core="top", workdir=None,
     report = json.loads((work / "report.json").read_text())
     fmax = report.get("fmax", {})
     achieved = min((v["achieved"] for v in fmax.values()), default=0.0)
-    crit = []
-    for path in report.get("critical_paths", [])[:1]:
-        for step in path.get("path", []):
-            if step.get("type") in ("clk-to-q", "logic", "setup"):
-                to = step.get("to", {})
-                crit.append(f"{step['type']:<8} {to.get('cell', '?')}.{to.get('port', '?')} "
-                            f"+{step.get('delay', 0):.2f} ns")
+    crit = _critical_path(report)
     util = {k: v for k, v in report.get("utilization", {}).items() if v.get("used")}
-    return SynthResult(t.name, t.device, freq, float(achieved), luts, ffs, brams, util,
+    result = SynthResult(t.name, t.device, freq, float(achieved), luts, ffs, brams, util,
                        crit, time.monotonic() - start, str(work))
+    (work / "result.json").write_text(json.dumps(result.as_dict(), indent=1))
+    return result
+
+
+def last_results(core="top"):
+    """The results of the last :func:`synthesize` run of ``core`` for each target
+    (``{target: dict}``; targets never run are missing)."""
+    found = {}
+    for target in TARGETS:
+        path = REPO / "build" / "synth" / f"{target}-{core}" / "result.json"
+        if path.exists():
+            found[target] = json.loads(path.read_text())
+    return found
