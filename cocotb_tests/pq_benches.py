@@ -5,6 +5,7 @@ here is one pytest item.  Every expectation is computed by the reference model
 :mod:`sw_model.disposition` from the request and the state the bench set up.
 """
 
+import os
 import random
 from collections import Counter
 
@@ -697,7 +698,7 @@ async def random_against_model(dut):
     tcs = {}
     want_resp = []
     rows = Counter()
-    n_phases = 40
+    n_phases = 400 if os.environ.get("PRIFENCE_SOAK") else 40
     for phase in range(n_phases):
         # New contexts (and a cache flush) or a new ddtp mode, now and then.
         if mode is None or rng.random() < 0.25:

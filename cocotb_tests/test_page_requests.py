@@ -27,16 +27,21 @@ WIDE_BENCHES = ("row_queued", "wrap_around", "store_fault_discards_later_records
                 "arrival_order_under_backpressure", "random_against_model")
 
 
+def _env(soak):
+    # --soak: the randomized bench runs ten times as many phases.
+    return {"PRIFENCE_SOAK": "1"} if soak else None
+
+
 @pytest.mark.xdist_group("rtl-dw64")
 @pytest.mark.parametrize("bench", BENCHES)
-def test_page_requests(bench, seed):
-    run_or_fail(MODULE, bench, seed=seed)
+def test_page_requests(bench, seed, soak):
+    run_or_fail(MODULE, bench, seed=seed, extra_env=_env(soak))
 
 
 @pytest.mark.xdist_group("rtl-dw128")
 @pytest.mark.parametrize("bench", WIDE_BENCHES)
-def test_page_requests_dw128(bench, seed):
-    run_or_fail(MODULE, bench, seed=seed, params={"data_width": 128})
+def test_page_requests_dw128(bench, seed, soak):
+    run_or_fail(MODULE, bench, seed=seed, params={"data_width": 128}, extra_env=_env(soak))
 
 
 def test_bench_list_matches_module():
