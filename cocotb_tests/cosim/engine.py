@@ -23,8 +23,10 @@ run's :class:`~sw_model.engine.Engine` on that bench:
   slot, ``pq_published``/``request_dropped`` from the retirement of each
   request (in arrival order; a published record moves pqt),
   ``prg_response`` with its source (``("auto", seq)`` or ``("prgr", n)``),
-  ``fence_completed`` from the IOFENCE AV store, ``register_write`` from the
-  engine's own register writes.
+  ``fence_completed`` from the IOFENCE AV store, ``command_executed`` from
+  cqh moving on, ``cq_error`` from cmd_ill/cqmf rising (with the failing
+  command found in memory, so the checker compares it with cqh),
+  ``register_write`` from the engine's own register writes.
 
 Retirement, pqt and the response arbiter's choice are not on the pinned
 ports: :class:`Probe` reads them from inside the Verilated model (cocotb's
@@ -42,15 +44,16 @@ import time
 import cocotb
 from cocotb.clock import Clock
 from cocotb.task import resume
-from cocotb.triggers import Event, FallingEdge, First, NullTrigger, RisingEdge, Timer
+from cocotb.triggers import Event, FallingEdge, First, NullTrigger, RisingEdge, Timer, ValueChange
 from cocotb.utils import get_sim_time
 from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
 
 from prifence.formats import (
-    FQ_RECORD_BYTES, PAGE_SHIFT, PQ_RECORD_BYTES, REG, PageRequest, PrgResponse, codec,
+    COMMAND_BYTES, FQ_RECORD_BYTES, PAGE_SHIFT, PQ_RECORD_BYTES, REG, PageRequest, PrgResponse, codec,
 )
 from sw_model.disposition import pq_record
 from sw_model.engine import Engine, Violation
+from sw_model.tlm import decode_command
 
 __all__ = ["CLOCK_NS", "RAM_SIZE", "Probe", "CosimMemory", "CosimBench", "CocotbEngine"]
 
@@ -63,6 +66,7 @@ _REQ_FIELDS = tuple(name for name, _ in PageRequest.as_shape())
 _RESP_FIELDS = tuple(name for name, _ in PrgResponse.as_shape())
 _QUEUE_BASES = {REG[n].offset: n for n in ("cqb", "fqb", "pqb")}
 _PQH = REG["pqh"].offset
+_CQT = REG["cqt"].offset
 
 
 class Probe:
@@ -74,6 +78,8 @@ class Probe:
     ``publish``  ...and it is a record published (pqt moves past it)
     ``pqt``      the published PQ tail
     ``pick_cmd`` the response arbiter offers the command queue's response
+    ``cqh``      the command queue's head
+    ``cmd_ill``, ``cqmf``  the cqcsr error bits
     """
 
     PATHS = {
@@ -81,6 +87,9 @@ class Probe:
         "publish": ("core", "pq", "pq_publish"),
         "pqt": ("core", "pq", "pqt"),
         "pick_cmd": ("core", "resp_arb", "pick_cmd"),
+        "cqh": ("core", "cq", "head"),
+        "cmd_ill": ("core", "regs", "cmd_ill"),
+        "cqmf": ("core", "regs", "cqmf"),
     }
 
     def __init__(self, dut):
@@ -204,6 +213,7 @@ class CosimBench:
         self._new_run()
         cocotb.start_soon(self._page_req_driver())
         cocotb.start_soon(self._monitor())
+        cocotb.start_soon(self._cq_monitor())
         self.sampled_cycles = 0
 
     # --- time and reset ----------------------------------------------------------
@@ -214,8 +224,10 @@ class CosimBench:
         self.accepted = []            # seq -> request
         self.retired = 0
         self.prgr_sent = 0
-        self.pq_base = self.fq_base = 0
-        self.pq_size = self.fq_size = 1
+        self.pq_base = self.fq_base = self.cq_base = 0
+        self.pq_size = self.fq_size = self.cq_size = 1
+        self.cq_t = 0
+        self.error_seen = {}
         self.pq_h = 0
         self.held_high = {}
         self._pending.clear()
@@ -249,6 +261,8 @@ class CosimBench:
         monitors); called as the write is issued."""
         if offset == _PQH:
             self.pq_h = value & (self.pq_size - 1)
+        elif offset == _CQT:
+            self.cq_t = value & (self.cq_size - 1)
         for base, name in _QUEUE_BASES.items():
             if offset == base + 4:
                 self.held_high[name] = value
@@ -259,6 +273,9 @@ class CosimBench:
                     self.pq_base, self.pq_size = f["ppn"] << PAGE_SHIFT, 2 << f["log2sz_1"]
                 elif name == "fqb":
                     self.fq_base, self.fq_size = f["ppn"] << PAGE_SHIFT, 2 << f["log2sz_1"]
+                else:
+                    self.cq_base, self.cq_size = f["ppn"] << PAGE_SHIFT, 2 << f["log2sz_1"]
+                    self.cq_t = 0
 
     # --- the hardware's memory writes ----------------------------------------------
     def _on_mem_write(self, addr, data):
@@ -359,6 +376,44 @@ class CosimBench:
                 elif not answered:
                     engine.hook("request_dropped", seq)
             await FallingEdge(self.clk)
+
+
+    # --- the command queue: executions and errors ------------------------------------------
+    def _failing_index(self, head, kind):
+        """The command a cmd_ill belongs to, found in memory independently of
+        cqh: the first illegal command from cqh to cqt (cqh itself for cqmf,
+        whose cause — a fetch fault — leaves nothing in memory to look at)."""
+        if kind != "cmd_ill":
+            return head
+        index = head
+        for _ in range(self.cq_size):
+            word = int.from_bytes(self.mem.read(self.cq_base + index * COMMAND_BYTES,
+                                                COMMAND_BYTES), "little")
+            if decode_command(word)[0] == "illegal" or index == self.cq_t:
+                return index
+            index = (index + 1) % self.cq_size
+        return head
+
+    async def _cq_monitor(self):
+        probe = self.probe
+        cqh, bits = probe.cqh, {"cmd_ill": probe.cmd_ill, "cqmf": probe.cqmf}
+        last = int(cqh.value)
+        while True:
+            await First(ValueChange(cqh), ValueChange(bits["cmd_ill"]), ValueChange(bits["cqmf"]))
+            engine = self.engine
+            head = int(cqh.value)
+            if engine is not None and not self.in_reset:
+                # cqh moving on by one is a command done (0 after a re-enable is not).
+                if head == (last + 1) % self.cq_size:
+                    engine.hook("command_executed", last, ("executed", {}), None)
+                for kind, bit in bits.items():
+                    if int(bit.value) and not self.error_seen.get(kind):
+                        self.error_seen[kind] = True
+                        engine.hook("cq_error", kind, self._failing_index(head, kind), head)
+            for kind, bit in bits.items():
+                if not int(bit.value):
+                    self.error_seen[kind] = False
+            last = head
 
 
 class _Lock:
