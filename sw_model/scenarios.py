@@ -84,6 +84,18 @@ class Context:
         self.domain_count = 0
         self.done = False
         self.domain_kw = {}
+        self.counts = {"pri_off_with_pending": 0, "pri_off_with_inflight": 0,
+                       "teardown_with_pending": 0, "replace_with_pending": 0}
+
+    def _note(self, key, device):
+        """Count operations that start with groups pending in the driver or
+        requests in flight in the hardware (what the scenarios are about)."""
+        param = self.driver.params.get(device.did)
+        if param is not None and param.pending:
+            self.counts[key + "_with_pending"] = self.counts.get(key + "_with_pending", 0) + 1
+        hw = getattr(self.engine, "hw", None)
+        if device._waiting_total() or (hw is not None and hw.accepted > hw.retired):
+            self.counts[key + "_with_inflight"] = self.counts.get(key + "_with_inflight", 0) + 1
 
     def new_domain(self, **kw):
         self.domain_count += 1
@@ -138,6 +150,7 @@ class Context:
     async def pri_cycle(self, device):
         async with self.ctl[device.did]:
             if device.did in self.driver.params:
+                self._note("pri_off", device)
                 await self.driver.pri_off(device.did)
                 await self.engine.cfg_write(device.did, "reset", 1)
                 await self.driver.pri_on(device.did)
@@ -146,6 +159,7 @@ class Context:
         async with self.ctl[device.did]:
             if device.did not in self.driver.params:
                 return
+            self._note("replace", device)
             old = await self.driver.replace_domain(device.did, key, self.new_domain())
         if old is not None:
             await self.driver.free_domain(old)
@@ -156,6 +170,7 @@ class Context:
                 return
             old = self.driver.bindings.get(device.did, {}).get(key)
             await device.stop_pasid(key, stop_marker=self.rng.random() < 0.5)
+            self._note("teardown", device)
             await self.driver.pasid_teardown(device.did, key)
             if old is not None:
                 await self.driver.free_domain(old)
@@ -173,9 +188,10 @@ async def _steady(ctx):
 
 async def _pri_off(ctx):
     ctx.domain_kw = dict(handler_time=(10, 120))
-    devs = [await ctx.add_device(1 + i, max_groups=40) for i in range(ctx.rng.randint(1, 2))]
+    devs = [await ctx.add_device(1 + i, max_groups=40, streams=3, gap=(0, 12))
+            for i in range(ctx.rng.randint(1, 2))]
     for _ in range(ctx.rng.randint(1, 3)):
-        await ctx.engine.delay(ctx.rng.randint(30, 400))
+        await ctx.engine.delay(ctx.rng.randint(30, 300))
         await ctx.pri_cycle(ctx.rng.choice(devs))
     await ctx.finish()
 
@@ -345,6 +361,7 @@ def run_scenario(name, policy="seed", seed=0, *, engine_factory=tlm_engine, scal
     for d in ctx.devices:
         for k in ("success", "invalid", "failure", "uprgi", "stop_markers", "abandoned"):
             counts[k] = counts.get(k, 0) + d.counts[k]
+    counts.update(ctx.counts)
     counts.update({f"drv_{k}": v for k, v in driver.counts.items()})
     hw = getattr(engine, "hw", None)
     if hw is not None:

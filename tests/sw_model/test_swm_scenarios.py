@@ -84,7 +84,11 @@ def test_scenarios_exercise_what_they_claim():
     def total(name, key, seeds=range(10)):
         return sum(run_scenario(name, "seed", s).counts.get(key, 0) for s in seeds)
     assert total("steady", "failure") > 0                  # RF, then PRI off/Reset/on
-    assert total("pri_off", "drv_no_domain") + total("pri_off", "abandoned") > 0
+    assert total("pri_off", "pri_off_with_pending") > 0    # PRI off with groups pending
+    assert total("pri_off", "pri_off_with_inflight") > 0   # ... and requests in flight
+    assert total("pri_off", "abandoned") > 0               # unfinished groups abandoned
+    assert total("pasid_teardown", "teardown_with_pending") > 0
+    assert total("atomic_replace", "replace_with_pending") > 0
     assert total("pasid_teardown", "stop_markers") > 0
     assert total("overflow_storm", "drv_pq_errors") > 0    # pqof / pqmf recovered
     assert total("overflow_storm", "hw_auto_responses") > 0
