@@ -64,14 +64,13 @@ class Checker(Observer):
         self.prgr_groups = []        # ATS.PRGR in CQ order -> driver group
         self.prgr_delivered = 0
         self.fences = {}             # AV data -> fence facts
-        self.unstamped = []
-        self.released = set()
-        self.reported = set()
+        self.unstamped = []          # fences written, their cqt write not seen yet
+        self.released = set()        # devices whose fault parameters are released
+        self.reported = set()        # device groups whose L=1 record reached the driver
         self.answer_written = set()  # device groups an ATS.PRGR was written for
         self.limbo = []              # (group, what) lost unless their record turns up (then: 3)
-        self.release_mark = {}       # did -> requests accepted when its parameters were last released        # device groups whose L=1 record reached the driver
-        self.allocated = set()
-        self.freed = set()
+        self.release_mark = {}       # did -> requests accepted when its parameters were last released
+        self.freed = set()           # domains the driver freed
         self.cq_error_at = None
         self.current = None
         self.counts = {"responses": 0, "auto": 0, "prgr": 0, "fences_checked": 0, "records": 0}
@@ -226,7 +225,6 @@ class Checker(Observer):
                             else "which has no fault parameters"), record)
 
     def params_allocated(self, did):
-        self.allocated.add(did)
         self.released.discard(did)
 
     def params_released(self, did, param):
@@ -251,7 +249,7 @@ class Checker(Observer):
         self.limbo.extend((g, what) for g in groups if g not in self.reported)
 
     def handler_running(self, domain, group, phase):
-        if domain.freed:
+        if domain in self.freed:
             self.fail(5, f"fault handler of {domain.name} runs ({phase}) after the domain was freed",
                       domain, group)
 

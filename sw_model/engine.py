@@ -65,7 +65,37 @@ class Observer:
 
     Every method is a no-op here; :class:`sw_model.checker.Checker` overrides
     them.  Hardware hooks are called by the engine's hardware side (the TLM or
-    a cocotb adapter), driver and device hooks by those models."""
+    a cocotb adapter), driver and device hooks by those models.
+
+    Hardware side
+        ``page_request_accepted(seq, req, tag)``: request number ``seq`` (0, 1,
+        ... in acceptance order) taken on ``page_req``; ``tag`` is what the
+        sender passed out of band (the device's group).
+        ``pq_write_issued(seq, slot, state)``: a PQ record write to ``slot``;
+        ``state.pq`` has ``h``, ``t``, ``size``, ``mf``, ``of`` at that time.
+        ``pq_published(seq, addr, record)``: pqt moved past request ``seq``'s
+        record (128-bit int) at byte address ``addr``.
+        ``request_dropped(seq)``: disposed of without record or response.
+        ``prg_response(resp, source)``: a response accepted on ``prg_resp``,
+        before the device sees it; ``source`` is ``("auto", seq)`` or
+        ``("prgr", n)`` for the n-th ``ATS.PRGR`` executed.
+        ``command_executed(index, (kind, fields), state)``, ``cq_error(kind,
+        index, cqh)``, ``fence_completed(index, kind, fields)`` (at the AV
+        store), ``register_write(offset, value)``.
+    Driver side
+        ``cq_written(serial, cmd, group)`` per command written to the ring (in
+        CQ order), ``cqt_written(cqt, serial)`` when cqt is published,
+        ``fault_reported(did, record, serial, param)`` on entry to
+        ``report_device_fault`` (``serial``: records reported before it),
+        ``params_allocated(did)``, ``params_released(did, param)``,
+        ``handler_running(domain, group, phase)`` (phase 'start' / 'end'),
+        ``domain_freed(domain)``, ``pri_off_done(did, stopped)`` (step 6.4.5).
+    Device side
+        ``group_finished(device, group)``, ``response_delivered(device, resp,
+        group, outcome)`` (outcome 'success', 'invalid', 'failure', 'uprgi',
+        'ignored'), ``device_reset(device, lost)``,
+        ``pasid_reassigned(device, pid, epoch)``.
+    """
 
     # hardware side
     def page_request_accepted(self, seq, req, tag): pass
