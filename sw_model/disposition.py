@@ -58,15 +58,22 @@ class Disposition:
     set_pqof: bool
 
 
+_REQ_LIMITS = tuple((name, 1 << _REQ.fields[name][1]) for name in _REQ.public)
+
+
 def check_request(req):
     """Raise a clear error unless ``req`` holds every PageRequest field, each in range."""
     if not isinstance(req, dict):
         raise TypeError(f"a page request must be a dict of PageRequest fields, not {req!r}")
-    missing = [name for name in _REQ.public if name not in req]
-    if missing:
-        raise KeyError(f"page request {req!r} lacks field(s) {', '.join(missing)}")
-    # pack() checks every value against its width (ValueError if it does not fit).
-    _REQ.pack(**{name: req[name] for name in _REQ.public})
+    try:
+        for name, limit in _REQ_LIMITS:
+            value = req[name]
+            if not 0 <= value < limit:
+                raise ValueError(f"page request field {name}={value:#x} does not fit in "
+                                 f"{limit.bit_length() - 1} bits")
+    except KeyError:
+        missing = [name for name in _REQ.public if name not in req]
+        raise KeyError(f"page request {req!r} lacks field(s) {', '.join(missing)}") from None
 
 
 def _tc_fields(dc_tc):
