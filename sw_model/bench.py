@@ -11,7 +11,9 @@ def seeds_per_second(duration_s=3.0, *, scenarios=None, policy="seed", first_see
     """Run scenario seeds round-robin over ``scenarios`` (default: all) for
     about ``duration_s`` seconds of wall time (at least one round).
 
-    Returns a dict: ``seeds``, ``seconds``, ``seeds_per_second``, ``cycles``
+    Returns a dict: ``seeds``, ``seconds``, ``seeds_per_second`` (wall
+    clock, one process), ``cpu_seconds`` and ``seeds_per_cpu_second`` (the
+    figure a loaded machine does not distort), ``cycles``
     (simulated), ``cycles_per_second``, ``requests`` (page requests issued),
     ``violations`` (failed seeds, with their replay commands in ``failed``),
     and ``per_scenario`` (seeds/s of each scenario alone)."""
@@ -26,6 +28,7 @@ def seeds_per_second(duration_s=3.0, *, scenarios=None, policy="seed", first_see
     failed = []
     seed = first_seed
     started = time.perf_counter()
+    cpu_started = time.process_time()
     while True:
         for name in names:
             t0 = time.perf_counter()
@@ -41,10 +44,13 @@ def seeds_per_second(duration_s=3.0, *, scenarios=None, policy="seed", first_see
         elapsed = time.perf_counter() - started
         if elapsed >= duration_s:
             break
+    cpu = time.process_time() - cpu_started
     return {
         "seeds": seeds,
         "seconds": round(elapsed, 3),
         "seeds_per_second": round(seeds / elapsed, 1),
+        "cpu_seconds": round(cpu, 3),
+        "seeds_per_cpu_second": round(seeds / cpu, 1) if cpu else None,
         "cycles": cycles,
         "cycles_per_second": round(cycles / elapsed),
         "requests": requests,
