@@ -1,8 +1,9 @@
 # A pin-limited FPGA wrapper for implementation runs (synthesis, place and
 # route, timing) of a core whose interface is far wider than a package's pins.
 
-from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.hdl import Cat, ClockDomain, Module, Signal, Value
 from amaranth.lib import wiring
+from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out, Flow
 
 __all__ = ["ScanWrapper"]
@@ -19,8 +20,9 @@ class ScanWrapper(wiring.Component):
       constant and synthesis cannot prune logic behind it.
     * Every output port is registered, then folded by a two-stage pipelined
       XOR tree into ``scan_out``, so every output bit stays observable.
-    * ``clk`` and ``rst`` (the ``sync`` domain) are the core's own clock and
-      reset.
+    * ``clk`` clocks the core; ``rst`` (active high) resets it through a
+      reset synchroniser, so the reset net starts at a flip-flop and can use
+      a global buffer.
 
     Every path into and out of the core starts and ends at a flip-flop, so
     the reported Fmax is the core's, not the wrapper's or the pads'.
@@ -31,6 +33,8 @@ class ScanWrapper(wiring.Component):
         The core; all of its ports are flattened from its signature.
     """
 
+    clk: In(1)
+    rst: In(1)
     scan_in: In(1)
     scan_out: Out(1)
 
@@ -42,6 +46,9 @@ class ScanWrapper(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        m.domains.sync = sync = ClockDomain(local=True)
+        m.d.comb += sync.clk.eq(self.clk)
+        m.submodules.reset_sync = ResetSynchronizer(self.rst, domain="sync")
         m.submodules.core = core = self.core
 
         inputs, outputs = [], []

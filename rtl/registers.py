@@ -13,6 +13,9 @@ from .bus import AxiLiteSignature, DdtpSignature, QueueRegsSignature, queue_stat
 
 __all__ = ["RegisterFile", "QUEUES"]
 
+#: Width of the queue indices: at most 2**16 entries (LOG2SZ-1 is clamped to 15).
+INDEX_BITS = MAX_LOG2SZ_1 + 1
+
 #: The three queues, by register-name prefix.
 QUEUES = ("cq", "fq", "pq")
 
@@ -24,6 +27,12 @@ _IPSR_BIT = {"cq": "cip", "fq": "fip", "pq": "pip"}
 #: Status bits that stop a queue ("error bits"): cleared when the queue is enabled.
 _ERROR_BITS = {"cq": ("cqmf", "cmd_to", "cmd_ill"), "fq": ("fqmf", "fqof"),
                "pq": ("pqmf", "pqof")}
+
+
+def _high_word_bits(reg):
+    """How many low bits of ``reg``'s high word belong to writable fields."""
+    top = max(f.lsb + f.width for f in reg.fields if f.access is Access.RW)
+    return max(top - 32, 0)
 
 
 def _strobe_mask(wstrb):
@@ -88,12 +97,13 @@ class RegisterFile(wiring.Component):
         ddtp_ppn = Signal(44, name="ddtp_ppn")
         base_log2 = {q: Signal(5, name=f"{q}b_log2sz_1") for q in QUEUES}
         base_ppn = {q: Signal(44, name=f"{q}b_ppn") for q in QUEUES}
-        sw_index = {q: Signal(32, name=f"{_SW_INDEX[q]}_index") for q in QUEUES}
+        sw_index = {q: Signal(INDEX_BITS, name=f"{_SW_INDEX[q]}_index") for q in QUEUES}
         enable = {q: Signal(name=f"{q}en") for q in QUEUES}
         ie = {q: Signal(name=f"{q}ie") for q in QUEUES}
         status = {q: {n: Signal(name=n) for n in queue_status_names(q)} for q in QUEUES}
         pending = {q: Signal(name=_IPSR_BIT[q]) for q in QUEUES}
-        held_high = {r.name: Signal(32, name=f"{r.name}_held_high")
+        # Only the high-word bits of writable fields are held (the rest read 0).
+        held_high = {r.name: Signal(_high_word_bits(r), name=f"{r.name}_held_high")
                      for r in REGISTERS if r.size == 8 and r.name != "capabilities"}
 
         port = {q: getattr(self, q) for q in QUEUES}
@@ -101,8 +111,8 @@ class RegisterFile(wiring.Component):
         for q in QUEUES:
             # Bit i of the mask is set when i < LOG2SZ.  Registered: it changes
             # only with the base, which only changes while the queue is off.
-            index_mask[q] = Signal(32, name=f"{q}_index_mask", init=1)
-            m.d.sync += index_mask[q].eq(Cat(*(base_log2[q] >= i for i in range(32))))
+            index_mask[q] = Signal(INDEX_BITS, name=f"{q}_index_mask", init=1)
+            m.d.sync += index_mask[q].eq(Cat(*(base_log2[q] >= i for i in range(INDEX_BITS))))
             m.d.comb += [
                 port[q].enable.eq(enable[q]),
                 port[q].base_ppn.eq(base_ppn[q]),
@@ -135,7 +145,7 @@ class RegisterFile(wiring.Component):
             sources[(f"{q}b", "log2sz_1")] = base_log2[q]
             sources[(f"{q}b", "ppn")] = base_ppn[q]
             sources[(_SW_INDEX[q], "index")] = sw_index[q]
-            sources[(_HW_INDEX[q], "index")] = port[q].hw_index & index_mask[q]
+            sources[(_HW_INDEX[q], "index")] = port[q].hw_index[:INDEX_BITS] & index_mask[q]
             csr = f"{q}csr"
             sources[(csr, f"{q}en")] = enable[q]
             sources[(csr, f"{q[0]}ie")] = ie[q]
@@ -152,15 +162,29 @@ class RegisterFile(wiring.Component):
             value[reg.name] = v
 
         # --- read channel ----------------------------------------------------
-        rdata = Signal(32)
-        with m.Switch(bus.araddr[2:]):
-            for reg in REGISTERS:
-                for word in range(reg.size // 4):
-                    with m.Case((reg.offset >> 2) + word):
-                        m.d.comb += rdata.eq(value[reg.name].word_select(word, 32))
-        m.d.comb += [bus.arready.eq(~bus.rvalid), bus.rresp.eq(0), bus.bresp.eq(0)]
+        # Two stages: the address is decoded into one flip-flop per register
+        # word as it is accepted, and the data is selected from those the next
+        # cycle (an AND-OR of the selected word), so no path crosses both the
+        # decoder and the 22-way multiplexer.
+        read_words = [(reg, word) for reg in REGISTERS for word in range(reg.size // 4)]
+        read_sel = {(reg.name, word): Signal(name=f"read_{reg.name}_{word}")
+                    for reg, word in read_words}
+        reading = Signal()
+        m.d.comb += [bus.arready.eq(~reading & ~bus.rvalid), bus.rresp.eq(0), bus.bresp.eq(0)]
         with m.If(bus.arvalid & bus.arready):
-            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(rdata)]
+            m.d.sync += reading.eq(1)
+            m.d.sync += [read_sel[(reg.name, word)].eq(bus.araddr[2:] == (reg.offset >> 2) + word)
+                         for reg, word in read_words]
+        selected_words = [value[reg.name].word_select(word, 32) & read_sel[(reg.name, word)].replicate(32)
+                          for reg, word in read_words]
+        rdata = Signal(32)
+        m.d.comb += rdata.eq(selected_words[0])
+        for w in selected_words[1:]:
+            rdata_next = Signal(32)
+            m.d.comb += rdata_next.eq(rdata | w)
+            rdata = rdata_next
+        with m.If(reading):
+            m.d.sync += [reading.eq(0), bus.rvalid.eq(1), bus.rdata.eq(rdata)]
         with m.Elif(bus.rready):
             m.d.sync += bus.rvalid.eq(0)
 
@@ -181,10 +205,16 @@ class RegisterFile(wiring.Component):
             m.d.sync += [w_full.eq(1), w_data.eq(bus.wdata), w_strb.eq(bus.wstrb)]
         with m.If(bus.bvalid & bus.bready):
             m.d.sync += bus.bvalid.eq(0)
-        do_write = Signal()
-        m.d.comb += do_write.eq(aw_full & w_full & ~bus.bvalid)
-        with m.If(do_write):
-            m.d.sync += [aw_full.eq(0), w_full.eq(0), bus.bvalid.eq(1)]
+        # Once both halves are here, one cycle arms a per-word write strobe
+        # flip-flop; the write happens in the next cycle from those strobes.
+        armed = Signal()
+        write_now = {w: Signal(name=f"write_now_{w}") for w in words}
+        with m.If(aw_full & w_full & ~armed & ~bus.bvalid):
+            m.d.sync += armed.eq(1)
+            m.d.sync += [write_now[w].eq(sel) for w, sel in selected.items()]
+        with m.If(armed):
+            m.d.sync += [armed.eq(0), aw_full.eq(0), w_full.eq(0), bus.bvalid.eq(1)]
+            m.d.sync += [strobe_ff.eq(0) for strobe_ff in write_now.values()]
 
         strobe = Signal(32)
         m.d.comb += strobe.eq(_strobe_mask(w_strb))
@@ -205,13 +235,13 @@ class RegisterFile(wiring.Component):
         m.d.comb += self.ddtp.written.eq(0)
 
         def case(word):
-            return m.If(do_write & selected[word])
+            return m.If(write_now[word])
 
         # 64-bit registers with writable fields: held high word, low-word commit.
         for name, held in held_high.items():
             reg = REG[name]
             with case((reg.offset >> 2) + 1):
-                m.d.sync += held.eq(merged(value[name].word_select(1, 32)))
+                m.d.sync += held.eq(merged(value[name].word_select(1, 32))[:len(held)])
             with case(reg.offset >> 2):
                 cand = Signal(64, name=f"{name}_candidate")
                 m.d.comb += cand.eq(Cat(merged(value[name].word_select(0, 32)), held))
