@@ -25,6 +25,7 @@ cycles; a register access takes ``reg_latency`` cycles.
 """
 
 import heapq
+import inspect
 from collections import deque
 
 from prifence.formats import (
@@ -132,6 +133,7 @@ class Scheduler:
         self._seq = 0
         self.current = None
         self.steps = 0
+        self.tasks = []
 
     def _push(self, time, target, value, token=None):
         self._seq += 1
@@ -141,8 +143,16 @@ class Scheduler:
         """Start ``coro`` (a coroutine, or a function returning one, called
         when the task first runs) at the current cycle."""
         task = Task(coro, name)
+        self.tasks.append(task)
         self._push(self.now, task, None)
         return task
+
+    def close_unstarted(self):
+        """Close the coroutines of tasks that never ran (a run that ended early)."""
+        for task in self.tasks:
+            coro = task.coro
+            if hasattr(coro, "cr_frame") and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                coro.close()
 
     def call_at(self, time, fn, arg=None):
         """Call ``fn(arg)`` at cycle ``time``."""
@@ -915,7 +925,10 @@ class TlmEngine(Engine):
         simulation runs out of events (every task blocked) or passes ``until``
         before ``main`` is done, and propagates any other Violation."""
         task = self.sched.spawn(main, name)
-        self.sched.run(until=until, stop=lambda: task.done)
+        try:
+            self.sched.run(until=until, stop=lambda: task.done)
+        finally:
+            self.sched.close_unstarted()
         if not task.done:
             raise self.violation("hang", f"{name} did not finish (deadlock or cycle limit {until})")
         return task.result
