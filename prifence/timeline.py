@@ -104,6 +104,17 @@ def draw_timeline(events, path, *, title="", last_cycles=4000):
                    zorder=3, **style)
     if violation:
         vc, vf = violation
+        for g in vf.get("groups", ()):
+            key = (g["did"], g["pid"] if g["pv"] else None)
+            sent = [c for c, k, f in shown if k == "request" and f.get("l") and c <= vc
+                    and (f["did"], f["pid"] if f.get("pv") else None) == key
+                    and f.get("prgi") == g["prgi"]]
+            if key in index and sent:
+                ax.scatter([sent[-1]], [y(key, 0.28)], s=160, facecolors="none",
+                           edgecolors="#d62728", linewidths=1.6, zorder=5)
+                ax.annotate(f"PRGI {g['prgi']}: no answer", xy=(sent[-1], y(key, 0.28)),
+                            xytext=(6, 6), textcoords="offset points", fontsize=7,
+                            color="#d62728", zorder=5)
         ax.axvline(vc, color="#d62728", linewidth=2.0, zorder=4)
         ax.annotate(f"invariant {vf.get('invariant')} broken at cycle {vc}:\n"
                     f"{_wrap(vf.get('message', ''), 90)}",

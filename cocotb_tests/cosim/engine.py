@@ -55,6 +55,8 @@ from sw_model.disposition import pq_record
 from sw_model.engine import Engine, Violation
 from sw_model.tlm import decode_command
 
+from .trace import violation_fields
+
 __all__ = ["CLOCK_NS", "RAM_SIZE", "Probe", "CosimMemory", "CosimBench", "CocotbEngine"]
 
 CLOCK_NS = 10
@@ -514,7 +516,7 @@ class CocotbEngine(Engine):
         if self._failure is None:
             self._failure = exc
             if self.trace is not None and isinstance(exc, Violation):
-                self.trace.add("violation", invariant=exc.invariant, message=exc.message)
+                self.trace.add("violation", **violation_fields(exc))
         self._failed.set()
 
     def hook(self, name, *args):

@@ -106,7 +106,7 @@ def run_tlm(scenario, policy, seeds, *, scale=1.0, options=None, trace="violatio
     from sw_model.tlm import TlmEngine
 
     from .scenario_tb import result_record
-    from .trace import Trace, TracingObserver, traced_policy
+    from .trace import Trace, TracingObserver, traced_policy, violation_fields
 
     policy_cls = traced_policy(load_policy(policy))
     key = load_scenario(scenario)
@@ -133,8 +133,7 @@ def run_tlm(scenario, policy, seeds, *, scale=1.0, options=None, trace="violatio
         record["engine"] = "tlm"
         trace_obj = made["engine"].trace
         if not result.ok and trace_obj is not None:
-            trace_obj.add("violation", invariant=result.violation.invariant,
-                          message=result.violation.message)
+            trace_obj.add("violation", **violation_fields(result.violation))
         if workdir is not None and (trace == "all" or (trace == "violations" and not record["ok"])):
             workdir.mkdir(parents=True, exist_ok=True)
             path = workdir / f"trace-{seed}.json"

@@ -31,7 +31,8 @@ import functools
 
 from prifence.formats import IofenceCmd, Opcode, PrgrCmd, codec, is_stop_marker
 
-__all__ = ["Trace", "TracingObserver", "traced_policy", "STEPS", "event_to_text"]
+__all__ = ["Trace", "TracingObserver", "traced_policy", "STEPS", "event_to_text",
+           "violation_fields"]
 
 _PRGR = codec(PrgrCmd)
 _FENCE = codec(IofenceCmd)
@@ -63,8 +64,15 @@ class Trace:
         return [[c, k, f] for c, k, f in self.events]
 
 
-def _pasid(req):
-    return req["pid"] if req.get("pv") else None
+def violation_fields(v):
+    """The trace fields of Violation ``v``: invariant, message, and the device
+    groups involved (did, pv, pid, prgi) so a picture can mark them."""
+    groups = []
+    for obj in v.objects:
+        device = getattr(obj, "device", None)
+        if device is not None and hasattr(obj, "prgi"):
+            groups.append({"did": device.did, "pv": int(obj.pv), "pid": obj.pid, "prgi": obj.prgi})
+    return {"invariant": v.invariant, "message": v.message, "groups": groups}
 
 
 def event_to_text(event):
