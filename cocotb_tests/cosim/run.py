@@ -31,6 +31,30 @@ class CosimError(RuntimeError):
     """The simulation did not produce a result for every seed."""
 
 
+def _absolute(spec):
+    """``spec`` with its file part made absolute (a shipped name unchanged)."""
+    path, sep, rest = spec.partition(".py")
+    if not sep:
+        return spec
+    return str(Path(path + ".py").resolve()) + rest
+
+
+def _failure_of(results_xml):
+    """The message of the failed cocotb test in ``results_xml``, if any."""
+    import xml.etree.ElementTree as ET
+    try:
+        root = ET.parse(results_xml).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    for case in root.iter("testcase"):
+        for tag in ("failure", "error"):
+            node = case.find(tag)
+            if node is not None:
+                text = (node.get("message") or "") + "\n" + (node.text or "")
+                return text.strip().splitlines()[-1] if text.strip() else tag
+    return None
+
+
 def _read_records(path, seen):
     if not path.exists():
         return []
@@ -49,6 +73,8 @@ def run_rtl(scenario, policy, seeds, *, scale=1.0, options=None, waves=False, tr
     from cocotb_tools.runner import get_runner
 
     seeds = [int(s) for s in seeds]
+    # The simulator runs in its own folder: files are named absolutely.
+    scenario, policy = _absolute(scenario), _absolute(policy)
     sim = build(params, waves=waves)
     workdir = Path(workdir).resolve() if workdir is not None else (
         REPO / "build" / "cosim" / f"run-{os.getpid()}-{int(time.time() * 1000)}")
@@ -91,8 +117,9 @@ def run_rtl(scenario, policy, seeds, *, scale=1.0, options=None, waves=False, tr
             break
         thread.join(0.25)
     if len(records) != len(seeds):
+        reason = _failure_of(test_dir / "results.xml") or repr(outcome.get("exc"))
         raise CosimError(f"the simulation stopped after {len(records)} of {len(seeds)} seeds "
-                         f"({outcome.get('exc')!r}); log: {test_dir / 'sim.log'}")
+                         f"({reason}); log: {test_dir / 'sim.log'}")
     for record in records:
         record["engine"] = "rtl"
     return records
