@@ -9,6 +9,7 @@ seeds (the bench resets the DUT and clears memory between them).
 import pytest
 
 from cocotb_tests.cosim.run import run_rtl
+from sw_model.driver import Layout
 from sw_model.scenarios import SCENARIOS
 
 DEFAULT_SEEDS = 3
@@ -65,3 +66,23 @@ def test_same_seed_same_run(seed, tmp_path):
     assert {k: first[0][k] for k in keys} == {k: alone[0][k] for k in keys}
     broken = run_rtl("pri_off", "reviewed", [seed, seed], workdir=tmp_path / "c")
     assert {k: broken[0][k] for k in keys} == {k: broken[1][k] for k in keys}
+
+
+def test_checker_sees_the_rtl_memory(seed, tmp_path):
+    """The monitors are live: a memory that acknowledges PQ record writes
+    without storing them is caught (invariant 6: pqt published a record the
+    memory does not hold), at the first record."""
+    pq = Layout().pq
+    records = run_rtl("steady", "seed", [seed], workdir=tmp_path, lost_writes=[(pq, pq + 0x1000)])
+    v = records[0]["violation"]
+    assert v is not None and v["invariant"] == 6, records[0]
+    assert "before memory held it" in v["message"]
+
+
+@pytest.mark.xdist_group("rtl-dw128")
+def test_seed_policy_holds_on_rtl_dw128(seed, tmp_path):
+    """The 128-bit memory port: same models, same monitors, same invariants."""
+    records = run_rtl("several_devices", "seed", [seed, seed + 1], workdir=tmp_path,
+                      params={"data_width": 128})
+    failed = [r for r in records if not r["ok"]]
+    assert not failed, _explain(failed)

@@ -116,6 +116,7 @@ class CosimMemory:
         self.ram = ram
         self._clock = clock
         self.faults = []
+        self.lost = []                # [lo, hi): hardware writes acknowledged OKAY, not stored
         self.on_write = None          # called (addr, data) after each hardware write
 
     def read(self, addr, n):
@@ -127,6 +128,7 @@ class CosimMemory:
     def clear(self):
         self.ram.write(0, bytes(RAM_SIZE))
         self.faults = []
+        self.lost = []
 
     def inject_fault(self, lo, hi, *, kind="rw", start=0, end=None):
         """Fault hardware accesses (``kind`` 'r', 'w' or 'rw') to ``[lo, hi)``
@@ -145,6 +147,13 @@ class CosimMemory:
                    and (("w" in kind) if write else ("r" in kind))
                    for lo, hi, kind, start, end in self.faults)
 
+    def lose_writes(self, lo, hi):
+        """A memory that lies: the hardware's writes to ``[lo, hi)`` are
+        acknowledged OKAY and not stored (for checking the checker)."""
+        if hi <= lo:
+            raise ValueError(f"empty range [{lo:#x}, {hi:#x})")
+        self.lost.append((lo, hi))
+
     def install(self):
         """Hook the RAM model's burst handlers (cocotbext-axi answers SLVERR
         for a burst whose handler raises)."""
@@ -154,7 +163,8 @@ class CosimMemory:
         async def write(address, data):
             if self.faulty(address, len(data), True):
                 raise IOError(f"injected write fault at {address:#x}")
-            await original_write(address, data)
+            if not any(lo <= address < hi for lo, hi in self.lost):
+                await original_write(address, data)
             if self.on_write is not None:
                 self.on_write(address, data)
 

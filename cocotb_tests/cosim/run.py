@@ -64,12 +64,14 @@ def _read_records(path, seen):
 
 
 def run_rtl(scenario, policy, seeds, *, scale=1.0, options=None, waves=False, trace="violations",
-            workdir=None, params=None, progress=None, until=3_000_000):
+            workdir=None, params=None, progress=None, until=3_000_000, lost_writes=()):
     """Run ``scenario`` (a shipped name or a scenario file) with ``policy`` (a
     name or ``file.py:Class``) for every seed of ``seeds`` on the RTL, in one
     simulation.  ``waves`` records an FST (``workdir/sim/dump.fst``);
     ``trace`` is "violations", "all" or "none".  Returns the records in seed
-    order; raises :class:`CosimError` if the simulator stopped early."""
+    order; raises :class:`CosimError` if the simulator stopped early.
+    ``lost_writes``: address ranges whose hardware writes the memory drops
+    (see :meth:`~cocotb_tests.cosim.engine.CosimMemory.lose_writes`)."""
     from cocotb_tools.runner import get_runner
 
     seeds = [int(s) for s in seeds]
@@ -84,7 +86,7 @@ def run_rtl(scenario, policy, seeds, *, scale=1.0, options=None, waves=False, tr
         results.unlink()
     job = {"scenario": scenario, "policy": policy, "seeds": seeds, "scale": scale,
            "options": options or {}, "results": str(results), "trace_dir": str(workdir),
-           "trace": trace, "until": until}
+           "trace": trace, "until": until, "lost_writes": [list(r) for r in lost_writes]}
     job_path = workdir / "job.json"
     job_path.write_text(json.dumps(job, indent=1))
     test_dir = workdir / "sim"

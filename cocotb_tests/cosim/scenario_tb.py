@@ -8,7 +8,9 @@ cleared, the scenario runs through :func:`sw_model.scenarios.run_scenario`
 with a :class:`~cocotb_tests.cosim.engine.CocotbEngine`, and one JSON line is
 appended to the results file at once (the host shows progress from it).  A
 run's trace is written when it broke an invariant, or for every run with
-``"trace": "all"``.
+``"trace": "all"``.  ``"lost_writes"`` (address ranges) makes the memory
+acknowledge and drop the hardware's writes there, to show the checker
+catches a memory that does not hold what the hardware published.
 """
 
 import json
@@ -57,6 +59,8 @@ async def run_job(dut):
     bench = CosimBench(dut)
     for seed in job["seeds"]:
         await bench.reset()
+        for lo, hi in job.get("lost_writes", ()):
+            bench.mem.lose_writes(lo, hi)
         made = {}
 
         def factory(*, seed, observer):
