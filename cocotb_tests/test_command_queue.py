@@ -19,7 +19,8 @@ BENCHES = (
     "illegal_commands_stop_until_cleared", "fetch_fault_reported_when_reached",
     "fetch_fault_either_half", "av_store_fault_then_retry", "cqcsr_rules",
     "disable_abandons_waiting_fence", "iofence_pd_races_page_requests",
-    "iofence_pd_snapshot_after_prior_response", "random_against_model", "measure_figures",
+    "iofence_pd_snapshot_after_prior_response", "fences_and_held_auto_responses",
+    "random_against_model", "measure_figures",
 )
 
 #: Benches also run on the 128-bit memory port.
@@ -28,7 +29,7 @@ WIDE_BENCHES = ("prgr_fields", "iofence_c_store_and_interrupt", "fence_waits_for
                 "random_against_model", "measure_figures")
 
 #: Phases of the randomized bench: default run and --soak.
-PHASES, SOAK_PHASES = 10, 120
+PHASES, SOAK_PHASES = 25, 300
 
 
 def _env(bench, soak):
