@@ -137,6 +137,7 @@ def run_tlm(scenario, policy, seeds, *, scale=1.0, options=None, trace="violatio
     from .scenario_tb import result_record
     from .trace import Trace, TracingObserver, traced_policy, violation_fields
 
+    trace_mode = trace
     policy_cls = traced_policy(load_policy(policy))
     key = load_scenario(scenario)
     workdir = Path(workdir) if workdir is not None else None
@@ -147,8 +148,9 @@ def run_tlm(scenario, policy, seeds, *, scale=1.0, options=None, trace="violatio
 
         def factory(*, seed, observer):
             holder = {}
-            trace = Trace(lambda: holder["engine"].now())
-            engine = TlmEngine(seed=seed, observer=TracingObserver(observer, trace))
+            trace = None if trace_mode == "none" else Trace(lambda: holder["engine"].now())
+            engine = TlmEngine(seed=seed, observer=observer if trace is None
+                               else TracingObserver(observer, trace))
             holder["engine"] = engine
             engine.trace = trace
             made["engine"] = engine

@@ -64,9 +64,12 @@ async def run_job(dut):
         made = {}
 
         def factory(*, seed, observer):
-            trace = Trace(bench.cycle)
-            engine = CocotbEngine(bench=bench, seed=seed, observer=TracingObserver(observer, trace),
-                                  trace=trace)
+            if job.get("trace") == "none":
+                trace = None
+            else:
+                trace = Trace(bench.cycle)
+                observer = TracingObserver(observer, trace)
+            engine = CocotbEngine(bench=bench, seed=seed, observer=observer, trace=trace)
             made["engine"] = engine
             return engine
 
