@@ -17,7 +17,7 @@ import random
 import cocotb
 
 from prifence.formats import (
-    DDT_INDEX_BITS, REG, CommandHeader, DdtpMode, DeviceContextTc, Opcode, ResponseCode, codec,
+    DC_BYTES, DDT_INDEX_BITS, PAGE_SHIFT, REG, CommandHeader, DdtpMode, DeviceContextTc, Opcode, ResponseCode, codec,
     reserved_field_names,
 )
 from sw_model.disposition import decide, fq_record, pq_record
@@ -27,7 +27,7 @@ from .cq_tb import (
     FENCE, INVAL, PRGR, CommandModel, CommandQueueDriver, PortProbe, inval_ddt, iofence, prgr,
     prgr_response,
 )
-from .tb import TB, Layout, WaitTimeout, bench_seed, request
+from .tb import TB, Layout, WaitTimeout, bench_seed, cycles_now, request
 
 _TC = codec(DeviceContextTc)
 _HDR = codec(CommandHeader)
@@ -133,6 +133,9 @@ async def iofence_c_store_and_interrupt(dut):
     await cq.fence(pd=True, av=1, wsi=1, data=0xD00D, addr=SCRATCH + 8)
     assert cq.read_u32(SCRATCH + 8) == 0xD00D
     assert (await cq.csr())["fence_w_ip"] == 1 and await ipsr_cip(tb) == 0
+    await tb.write_reg("cqcsr", cqen=1, cie=1)
+    cq.cie = 1
+    assert await ipsr_cip(tb) == 0, "turning cie on set cip by itself"
 
 
 @cocotb.test()
@@ -198,6 +201,66 @@ async def inval_ddt_orders_context_change(dut):
     assert (await expect(request(did=1, prgi=7), good)).write_record
     assert (await expect(request(did=2, prgi=8), good)).write_record
     assert not ((await cq.csr())["cmd_ill"])
+
+
+@cocotb.test()
+async def inval_ddt_drops_in_flight_context_read(dut):
+    """A context read in flight when IODIR.INVAL_DDT covering it executes does
+    not fill the cache: the read is held in the memory (returning the context
+    as it was) while the context changes in memory and the prefetched
+    INVAL_DDT executes; after the fence, a request of that device is decided
+    by the context in memory, not by the stale read."""
+    from cocotb.triggers import Event
+    tb, cq, probe = await start(dut, dids=(1,))
+    dc1 = (Layout.DDT_PPN << PAGE_SHIFT) + 1 * DC_BYTES
+    gate, gated = Event(), []
+    read_before = tb.ram.read_if._read
+
+    async def held_read(address, length):
+        data = await read_before(address, length)         # the context as it was
+        if address < dc1 + DC_BYTES and dc1 < address + length and not gate.is_set():
+            gated.append(cycles_now())
+            await gate.wait()
+        return data
+
+    tb.ram.read_if._read = held_read
+    # INVAL_DDT is prefetched behind two ATS.PRGRs that cannot both execute
+    # while prg_resp is held.
+    tb.prg.hold()
+    fetched = len(probe.fetch_last)
+    _, _, inval_index, fence_index = await cq.submit(
+        numbered(0), numbered(1), inval_ddt(dv=1, did=1), iofence(av=1, data=1, addr=SCRATCH))
+    await tb.wait_until(lambda: len(probe.fetch_last) >= fetched + 4, what="the prefetch")
+    await tb.device.page_request(did=1, prgi=1, l=1)
+    await tb.wait_until(lambda: gated, what="the context read in flight")
+    no_pri = tb.write_dc(1, _TC.pack(v=1, en_ats=1))
+    assert await cq.head() < inval_index
+    tb.prg.release()
+    await tb.wait_until(lambda: len(tb.prg.received) >= 2, what="the two ATS.PRGR responses")
+    await tb.cycles(30)
+    assert await cq.head() > inval_index, "INVAL_DDT did not execute while the read was held"
+    assert len(gated) == 1
+    gate.set()
+    await cq.wait_head(fence_index + 1)
+    assert cq.read_u32(SCRATCH) == 1
+    # The request whose read was held keeps what it read (a record) or, as the
+    # design may re-read, what is in memory; either way it is disposed of.
+    await tb.wait_until(lambda: probe.pq_b or len(tb.prg.received) > 2,
+                        what="the held request disposed of")
+    if probe.pq_b:
+        await tb.wait_field("pqt", "index", 1)
+    dut._log.info("held request: %s", "recorded" if probe.pq_b else tb.prg.responses()[2:])
+    before, pqt = len(tb.prg.received), await tb.read_reg("pqt")
+    fqt = await tb.read_reg("fqt")
+    req = request(did=1, prgi=2, l=1)
+    d = decide(req, ddtp_mode=int(DdtpMode.LVL1), dc_tc=no_pri, dc_load_fault=False, pq_on=True,
+               pq_mf=False, pq_of=False, pq_full=False)
+    await tb.device.page_request(**req)
+    await tb.prg.wait_count(before + 1)
+    assert tb.prg.responses()[before:] == [d.response], "the stale context read filled the cache"
+    await tb.wait_field("fqt", "index", fqt + 1)
+    assert tb.fq_record(fqt) == fq_record(req, d.fq_cause)
+    assert await tb.read_reg("pqt") == pqt
 
 
 # --- ordering and fences under back-pressure ----------------------------------------------------
@@ -470,6 +533,25 @@ async def cqcsr_rules(dut):
     assert (await cq.csr())["busy"] == 0
     await tb.cycles(20)
     assert len(tb.prg.received) == 7, "a command fetched while disabling executed"
+
+    # Disable with an AV store in flight: busy until its answer; a W1C write
+    # while busy is ignored whole; the store already issued is seen through.
+    await cq.enable()
+    await cq.fence(wsi=1)
+    tb.hold_write_responses(True)
+    stores = len(probe.stores)
+    await cq.submit(iofence(av=1, data=3, addr=SCRATCH + 0x20))
+    await tb.wait_until(lambda: len(probe.stores) > stores, what="the AV store issued")
+    await cq.disable(wait=False)
+    csr = await cq.csr()
+    assert (csr["cqen"], csr["cqon"], csr["busy"], csr["fence_w_ip"]) == (0, 1, 1, 1), csr
+    await tb.write_reg("cqcsr", cqen=0, cie=1, fence_w_ip=1)   # ignored: busy
+    assert (await cq.csr())["fence_w_ip"] == 1, "a W1C write while busy took effect"
+    tb.hold_write_responses(False)
+    await tb.wait_field("cqcsr", "cqon", 0)
+    assert cq.read_u32(SCRATCH + 0x20) == 3
+    await tb.write_reg("cqcsr", cqen=0, cie=1, fence_w_ip=1)
+    assert (await cq.csr())["fence_w_ip"] == 0
 
     # Off: cqb is accepted and zeroes cqt; error bits left by a stop are
     # cleared by enabling, and cqh starts at 0.

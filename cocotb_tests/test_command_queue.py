@@ -15,6 +15,7 @@ MODULE = "cocotb_tests.cq_benches"
 #: The benches, by name (each a @cocotb.test in cq_benches.py).
 BENCHES = (
     "prgr_fields", "iofence_c_store_and_interrupt", "inval_ddt_orders_context_change",
+    "inval_ddt_drops_in_flight_context_read",
     "fence_waits_for_held_responses", "order_under_random_backpressure",
     "illegal_commands_stop_until_cleared", "fetch_fault_reported_when_reached",
     "fetch_fault_either_half", "av_store_fault_then_retry", "cqcsr_rules",
