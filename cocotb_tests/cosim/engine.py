@@ -39,6 +39,7 @@ seed replays the same way whether it runs alone or after others.
 """
 
 import collections
+import logging
 import time
 
 import cocotb
@@ -210,7 +211,6 @@ class CosimBench:
         dut.prg_resp_ready.value = 1
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         self.ram = AxiRam(AxiBus.from_prefix(dut, "m_axi"), dut.clk, dut.rst, size=RAM_SIZE)
-        import logging
         for name in ("cocotb.prifence_top.s_axil", "cocotb.prifence_top.m_axi"):
             logging.getLogger(name).setLevel(logging.WARNING)
         self.mem = CosimMemory(self.ram, self.cycle)
@@ -222,11 +222,11 @@ class CosimBench:
         self._pending = collections.deque()      # (req, tag, event, box)
         self._kick = Event()
         self._activity = Event()
+        self.sampled_cycles = 0       # cycles in which the monitor sampled (speed figure)
         self._new_run()
         cocotb.start_soon(self._page_req_driver())
         cocotb.start_soon(self._monitor())
         cocotb.start_soon(self._cq_monitor())
-        self.sampled_cycles = 0
 
     # --- time and reset ----------------------------------------------------------
     def cycle(self):
@@ -530,7 +530,8 @@ class CocotbEngine(Engine):
         self._failed.set()
 
     def hook(self, name, *args):
-        """Call observer hook ``name`` from the hardware side; a Violation ends the run."""
+        """Call observer hook ``name`` from the hardware side (the monitors);
+        whatever it raises ends the run and is what :meth:`run` raises."""
         if self._failure is not None:
             return
         try:

@@ -22,13 +22,31 @@ from pathlib import Path
 
 from cocotb_tests.sim import REPO, TOP, build
 
-__all__ = ["run_rtl", "run_tlm", "CosimError", "MODULE"]
+__all__ = ["run_rtl", "run_tlm", "result_record", "CosimError", "MODULE"]
 
 MODULE = "cocotb_tests.cosim.scenario_tb"
 
 
 class CosimError(RuntimeError):
     """The simulation did not produce a result for every seed."""
+
+
+def result_record(result, *, error=None):
+    """The JSON-able record of a :class:`sw_model.scenarios.Result` (both engines)."""
+    v = result.violation if result is not None else None
+    return {
+        "scenario": result.scenario if result is not None else None,
+        "policy": result.policy if result is not None else None,
+        "seed": result.seed if result is not None else None,
+        "ok": bool(result is not None and result.ok and error is None),
+        "cycles": result.cycles if result is not None else None,
+        "wall_s": round(result.wall_s, 3) if result is not None else None,
+        "counts": result.counts if result is not None else {},
+        "violation": None if v is None else {
+            "invariant": v.invariant, "message": v.message, "cycle": v.cycle, "seed": v.seed,
+            "objects": [repr(o) for o in v.objects]},
+        "error": error,
+    }
 
 
 def _absolute(spec):
@@ -134,7 +152,6 @@ def run_tlm(scenario, policy, seeds, *, scale=1.0, options=None, trace="violatio
     from sw_model.scenarios import run_scenario
     from sw_model.tlm import TlmEngine
 
-    from .scenario_tb import result_record
     from .trace import Trace, TracingObserver, traced_policy, violation_fields
 
     trace_mode = trace
@@ -159,7 +176,7 @@ def run_tlm(scenario, policy, seeds, *, scale=1.0, options=None, trace="violatio
         started = time.perf_counter()
         result = run_scenario(key, policy_cls, seed, engine_factory=factory, scale=scale,
                               options=options or None, until=until)
-        record = result_record(result, made["engine"], None)
+        record = result_record(result)
         record["wall_s"] = round(time.perf_counter() - started, 4)
         record["engine"] = "tlm"
         trace_obj = made["engine"].trace

@@ -25,27 +25,10 @@ from prifence.check import load_policy, load_scenario
 from sw_model.scenarios import run_scenario
 
 from .engine import CocotbEngine, CosimBench
+from .run import result_record
 from .trace import Trace, TracingObserver, traced_policy
 
 JOB_ENV = "PRIFENCE_COSIM_JOB"
-
-
-def result_record(result, engine, trace, *, error=None):
-    """The JSON-able record of one run (shared with the TLM path)."""
-    v = result.violation if result is not None else None
-    return {
-        "scenario": result.scenario if result is not None else None,
-        "policy": result.policy if result is not None else None,
-        "seed": result.seed if result is not None else None,
-        "ok": bool(result is not None and result.ok and error is None),
-        "cycles": result.cycles if result is not None else None,
-        "wall_s": round(result.wall_s, 3) if result is not None else None,
-        "counts": result.counts if result is not None else {},
-        "violation": None if v is None else {
-            "invariant": v.invariant, "message": v.message, "cycle": v.cycle, "seed": v.seed,
-            "objects": [repr(o) for o in v.objects]},
-        "error": error,
-    }
 
 
 @cocotb.test()
@@ -83,7 +66,7 @@ async def run_job(dut):
         except Exception as exc:         # noqa: BLE001 - a crash of a model is reported, not hidden
             error = f"{type(exc).__name__}: {exc}"
         engine = made.get("engine")
-        record = result_record(result, engine, None, error=error)
+        record = result_record(result, error=error)
         if result is None:
             record.update(scenario=job["scenario"], policy=job["policy"], seed=seed,
                           cycles=engine.now() if engine is not None else 0)
