@@ -189,10 +189,17 @@ class AxiSignature(wiring.Signature):
         super().__init__(members)
 
 
+#: W1C status bits that no hardware event ever sets (DESIGN §2: cmd_to is
+#: "never set"): they read 0 and are not part of a queue engine's port.
+NEVER_SET = ("cmd_to",)
+
+
 def queue_status_names(queue):
-    """The W1C status bits of queue ``"cq"``, ``"fq"`` or ``"pq"`` (from the register table)."""
+    """The status bits queue ``"cq"``, ``"fq"`` or ``"pq"``'s engine can set: the
+    W1C fields of its csr in the register table, less :data:`NEVER_SET`."""
     from prifence.formats import REG, Access
-    return tuple(f.name for f in REG[f"{queue}csr"].fields if f.access is Access.W1C)
+    return tuple(f.name for f in REG[f"{queue}csr"].fields
+                 if f.access is Access.W1C and f.name not in NEVER_SET)
 
 
 class DdtpSignature(wiring.Signature):

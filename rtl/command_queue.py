@@ -51,9 +51,10 @@ class CommandQueue(wiring.Component):
 
     Members
     -------
-    regs : Out(QueueRegsSignature(("cqmf", "cmd_to", "cmd_ill", "fence_w_ip")))
+    regs : Out(QueueRegsSignature(("cqmf", "cmd_ill", "fence_w_ip")))
         cqen, cqb, cqt and the status bits in; cqh (``hw_index``), cqon (``on``) and
-        the status set pulses out.  ``notify`` is always 0; ``cmd_to`` never pulses.
+        the status set pulses out.  ``notify`` is always 0 (there is no
+        command timeout, so cqcsr.cmd_to is never set and not on this port).
     fetch : Out(MemReadSignature)
         Command fetches.  ``r.ready`` is always high.
     store : Out(MemWriteSignature)
@@ -156,9 +157,8 @@ class CommandQueue(wiring.Component):
             run.eq(regs.enable & on & ~stopped),
             regs.hw_index.eq(head),
             regs.on.eq(on),
-            regs.notify.eq(0),
-            regs.set_status.cmd_to.eq(0),       # no command timeout exists here
         ]
+        # notify stays 0: the CQ publishes no records.
         head_next = (head + 1)[:_INDEX_BITS] & mask
         m.d.sync += failed.eq(0)
 
@@ -179,7 +179,10 @@ class CommandQueue(wiring.Component):
         m.d.comb += ar.valid.eq(ar_valid)
         issue = Signal()
         can_take_ar = ~ar_valid | ar.ready
-        room = (outstanding + buffer.level) < depth
+        # Slots taken: bursts outstanding plus commands buffered, kept as one
+        # counter so the room test needs no adder.
+        reserved = Signal(count_shape)
+        room = reserved < depth
         m.d.comb += issue.eq(run & can_take_ar & room & (fetch_idx != regs.sw_index[:_INDEX_BITS]))
         base = Cat(Const(0, PAGE_SHIFT), regs.base_ppn)
         fetch_addr = (base | (fetch_idx << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
@@ -237,9 +240,18 @@ class CommandQueue(wiring.Component):
                     buffer.w_en.eq(1),
                     buffer.w_data.eq(Cat(word, word_fault)),
                 ]
+        popped = buffer.r_en & buffer.r_rdy
         with m.If(flush):
-            # Everything not yet arrived belongs to the dropped prefetch.
-            m.d.sync += [discard.eq(outstanding_next), fetch_idx.eq(head)]
+            # Everything not yet arrived belongs to the dropped prefetch; the
+            # buffer is emptied.
+            m.d.sync += [discard.eq(outstanding_next), fetch_idx.eq(head),
+                         reserved.eq(outstanding_next)]
+        with m.Else():
+            # One 1-bit step per signal (keeps every operand at the counter's width).
+            after_issue, after_drop = Signal(count_shape), Signal(count_shape)
+            m.d.comb += [after_issue.eq(reserved + issue),
+                         after_drop.eq(after_issue - (burst_done & (discard != 0)))]
+            m.d.sync += reserved.eq(after_drop - popped)
         with m.If(regs.enable & ~on):
             m.d.sync += [head.eq(0), fetch_idx.eq(0)]
 
@@ -295,7 +307,8 @@ class CommandQueue(wiring.Component):
             aw.payload.addr.eq(fence_addr),
             aw.payload.len.eq(0),
             aw.payload.size.eq(2),
-            w.payload.data.eq(fence_data << (lane * 32)),
+            w.payload.data.eq(Cat(*(Mux(lane == i, fence_data, 0)
+                                    for i in range(bytes_per_beat // 4)))),
             w.payload.strb.eq(Const(0xF, bytes_per_beat) << (lane * 4)),
             w.payload.last.eq(1),
         ]

@@ -9,7 +9,9 @@ from prifence.formats import (
     CAPABILITIES_VERSION, MAX_LOG2SZ_1, REG, REGISTERS, Access, DdtpMode,
 )
 
-from .bus import AxiLiteSignature, DdtpSignature, QueueRegsSignature, queue_status_names
+from .bus import (
+    NEVER_SET, AxiLiteSignature, DdtpSignature, QueueRegsSignature, queue_status_names,
+)
 
 __all__ = ["RegisterFile", "QUEUES"]
 
@@ -25,7 +27,7 @@ _HW_INDEX = {"cq": "cqh", "fq": "fqt", "pq": "pqt"}
 #: ipsr bit of each queue.
 _IPSR_BIT = {"cq": "cip", "fq": "fip", "pq": "pip"}
 #: Status bits that stop a queue ("error bits"): cleared when the queue is enabled.
-_ERROR_BITS = {"cq": ("cqmf", "cmd_to", "cmd_ill"), "fq": ("fqmf", "fqof"),
+_ERROR_BITS = {"cq": ("cqmf", "cmd_ill"), "fq": ("fqmf", "fqof"),
                "pq": ("pqmf", "pqof")}
 
 
@@ -112,7 +114,7 @@ class RegisterFile(wiring.Component):
             # Bit i of the mask is set when i < LOG2SZ.  Registered: it changes
             # only with the base, which only changes while the queue is off.
             index_mask[q] = Signal(INDEX_BITS, name=f"{q}_index_mask", init=1)
-            m.d.sync += index_mask[q].eq(Cat(*(base_log2[q] >= i for i in range(INDEX_BITS))))
+            m.d.sync += index_mask[q].eq(Cat(1, *(base_log2[q] >= i for i in range(1, INDEX_BITS))))
             m.d.comb += [
                 port[q].enable.eq(enable[q]),
                 port[q].base_ppn.eq(base_ppn[q]),
@@ -153,6 +155,9 @@ class RegisterFile(wiring.Component):
             sources[(csr, "busy")] = busy[q]
             for n, s in status[q].items():
                 sources[(csr, n)] = s
+            for n in NEVER_SET:
+                if any(f.name == n for f in REG[csr].fields):
+                    sources[(csr, n)] = 0
 
         value = {}
         for reg in REGISTERS:
@@ -295,8 +300,6 @@ class RegisterFile(wiring.Component):
                     m.d.sync += s.eq(0)
                 with m.If(set_pulse):
                     m.d.sync += s.eq(1)
-                if q == "cq" and n == "cmd_to":
-                    continue        # never set, and not an interrupt source
                 sets.append(set_pulse & ~s)
                 remaining.append((s & ~clear_status[q][n]) | set_pulse)
             becomes_set = Signal(name=f"{q}_status_becomes_set")
