@@ -73,7 +73,9 @@ class PageRequestQueue(wiring.Component):
       misconfigured, EN_ATS/EN_PRI) report a fault on ``fault`` (not the
       EN_* row when DTF=1) and answer Response Failure or Invalid Request;
       then "pqen=0, pqon=0 or pqmf" answers Response Failure; then "pqof or
-      full" answers Success and sets pqof; else the record is written.  The
+      full" answers Success (a full queue sets pqof; pqof already set is left
+      alone, so software's clear is not undone by requests that find room);
+      else the record is written.  The
       full test counts records issued but not yet acknowledged.  Only requests
       with L=1 that are not Stop Markers are answered; the others are dropped.
     * The auto-response carries PV and the PASID when the request had one and
@@ -196,7 +198,11 @@ class PageRequestQueue(wiring.Component):
         with m.Elif(~(regs.enable & on) | mf):
             m.d.comb += code.eq(ResponseCode.RESPONSE_FAILURE)
         with m.Elif(regs.status.pqof | full):
-            m.d.comb += [code.eq(ResponseCode.SUCCESS), set_of.eq(1)]
+            # Only a full queue sets pqof: a request that merely finds pqof
+            # already set must not undo software's clear in the same cycle
+            # (DESIGN §2: a set wins), or a request storm would keep the PQ
+            # stopped after the driver has made room.
+            m.d.comb += [code.eq(ResponseCode.SUCCESS), set_of.eq(full)]
         with m.Else():
             m.d.comb += [code.eq(ResponseCode.RESPONSE_FAILURE), write.eq(1)]
 
