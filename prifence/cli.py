@@ -54,7 +54,8 @@ def cmd_verilog(args):
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    ports = sum(1 for line in text.splitlines() if line.lstrip().startswith(("input ", "output ")))
+    from rtl.top import PrifenceTop
+    ports = len(PrifenceTop(**_rtl_params(args)).signature.members)
     print(f"wrote {out} (module prifence_top, {ports} ports, {len(text.splitlines())} lines)")
     if args.lint:
         from rtl.top import lint_verilog
