@@ -7,6 +7,7 @@ success, 1 a failed check or run, 2 bad usage.
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,8 +55,8 @@ def cmd_verilog(args):
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    from rtl.top import PrifenceTop
-    ports = len(PrifenceTop(**_rtl_params(args)).signature.members)
+    header = re.search(r"module prifence_top\((.*?)\);", text, re.S)
+    ports = len(header.group(1).split(",")) if header else 0
     print(f"wrote {out} (module prifence_top, {ports} ports, {len(text.splitlines())} lines)")
     if args.lint:
         from rtl.top import lint_verilog
