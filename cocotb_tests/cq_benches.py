@@ -932,6 +932,8 @@ async def measure_figures(dut):
       with AV=1;
     * ``fence_after_fetch_av0/av1``: a fence with no earlier work, from the last
       beat of its fetch to cqh past it (target <= 8);
+    * ``doorbell_to_first_response``: from the start of the cqt write on
+      AXI4-Lite to the acceptance of the one ATS.PRGR it exposes;
     * ``prgr_per_clock``: ATS.PRGR responses per clock over 120 commands written
       at once (bound 0.5 at 64 bits, 1.0 at 128).
 
@@ -959,6 +961,15 @@ async def measure_figures(dut):
         await cq.wait_head(index + 1)
         last_beat = probe.fetch_last[fetched][0]
         fig[f"fence_after_fetch_av{av}"] = probe.head_cycle(index + 1, after=last_beat) - last_beat
+    # Doorbell to first response: the cqt write starts on AXI4-Lite with one
+    # ATS.PRGR in the ring; prg_resp is ready and memory answers at once.
+    await tb.cycles(20)
+    before = len(tb.prg.received)
+    cq.place(numbered(1000))
+    rung = cycles_now()
+    await cq.doorbell()
+    await tb.prg.wait_count(before + 1, timeout=200)
+    fig["doorbell_to_first_response"] = tb.prg.received[before][0] - rung
     n = 120
     before = len(tb.prg.received)
     await cq.submit(*[numbered(k) for k in range(n)])

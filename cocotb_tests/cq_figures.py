@@ -64,7 +64,7 @@ def cq_rtl_figures(*, seed=None):
         for name in ("fence_after_response_av0", "fence_after_response_av1",
                      "fence_store_after_response", "fence_store_answer_after_response",
                      "fence_after_fetch_av0",
-                     "fence_after_fetch_av1"):
+                     "fence_after_fetch_av1", "doorbell_to_first_response"):
             result[name + suffix] = fig[name]
             if name in TARGETS:
                 op, bound = TARGETS[name]

@@ -9,11 +9,12 @@ import json
 import os
 
 import cocotb
+from cocotb.triggers import RisingEdge
 
 from prifence.formats import PAGE_SHIFT, PQ_RECORD_BYTES
 from sw_model.disposition import pq_record
 
-from .tb import TB, Layout, request
+from .tb import TB, Layout, cycles_now, request
 
 
 @cocotb.test()
@@ -54,8 +55,32 @@ async def pq_throughput(dut):
         "bound_records_per_clock": tb.data_width / (8 * PQ_RECORD_BYTES),
         "cycles_first_accept_to_last_beat": last - accepted[0],
     }
+    result.update(await _visible_latency(tb, dut, next_slot=1 + count))
     dut._log.info("pq_throughput: %s", result)
     out = os.environ.get("PRIFENCE_BENCH_OUT")
     if out:
         with open(out, "w") as handle:
             json.dump(result, handle)
+
+
+async def _visible_latency(tb, dut, *, next_slot):
+    """One request alone on an idle path (its context cached): cycles from its
+    acceptance on ``page_req`` to its record's last write beat, and to the cycle
+    ``pqt`` has moved past it (read inside the design: the register read path
+    would add its own latency)."""
+    pqt = dut.core.pq.pqt
+    await tb.cycles(20)
+    before = len(tb.device.accepted)
+    tb.write_log.clear()
+    tb.device.queue.append(request(did=1, l=0, addr=0xABC))
+    for _ in range(200):
+        await RisingEdge(tb.clock)
+        if int(pqt.value) == next_slot + 1:
+            break
+    else:
+        raise AssertionError("the record did not become visible within 200 cycles")
+    visible = cycles_now()
+    accepted = tb.device.accepted[before][0]
+    written = tb.write_log[-1][0]
+    return {"request_to_record_latency": written - accepted,
+            "request_to_visible_latency": visible - accepted}
