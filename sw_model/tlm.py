@@ -228,7 +228,33 @@ class Scheduler:
         await _Op(_DELAY, cycles)
 
 
-class Memory:
+class FaultWindows:
+    """Fault injection shared by the memory models: ranges that make the
+    hardware's accesses answer with an error while the current cycle is in
+    ``[start, end)``.  A subclass sets ``self._clock`` (a callable giving the
+    current cycle) and ``self.faults = []``."""
+
+    def inject_fault(self, lo, hi, *, kind="rw", start=0, end=None):
+        """Fault hardware accesses (``kind`` 'r', 'w' or 'rw') to ``[lo, hi)``
+        while the run's cycle is in ``[start, end)``."""
+        if kind not in ("r", "w", "rw"):
+            raise ValueError(f"kind must be 'r', 'w' or 'rw', not {kind!r}")
+        if hi <= lo:
+            raise ValueError(f"empty fault range [{lo:#x}, {hi:#x})")
+        self.faults.append((lo, hi, kind, start, end))
+
+    def faulty(self, addr, n, write):
+        if not self.faults:
+            return False
+        now = self._clock()
+        for lo, hi, kind, start, end in self.faults:
+            if addr < hi and addr + n > lo and start <= now and (end is None or now < end) \
+                    and (("w" in kind) if write else ("r" in kind)):
+                return True
+        return False
+
+
+class Memory(FaultWindows):
     """Sparse byte-addressed memory with fault injection by address range.
 
     A fault range makes the hardware's accesses that touch it answer with an
@@ -262,24 +288,6 @@ class Memory:
             buf[off:off + take] = data[:take]
             addr += take
             data = data[take:]
-
-    def inject_fault(self, lo, hi, *, kind="rw", start=0, end=None):
-        """Fault hardware accesses (``kind`` 'r', 'w' or 'rw') to ``[lo, hi)``."""
-        if kind not in ("r", "w", "rw"):
-            raise ValueError(f"kind must be 'r', 'w' or 'rw', not {kind!r}")
-        if hi <= lo:
-            raise ValueError(f"empty fault range [{lo:#x}, {hi:#x})")
-        self.faults.append((lo, hi, kind, start, end))
-
-    def faulty(self, addr, n, write):
-        if not self.faults:
-            return False
-        now = self._clock()
-        for lo, hi, kind, start, end in self.faults:
-            if addr < hi and addr + n > lo and start <= now and (end is None or now < end) \
-                    and (("w" in kind) if write else ("r" in kind)):
-                return True
-        return False
 
 
 class _Queue:

@@ -54,7 +54,7 @@ from prifence.formats import (
 )
 from sw_model.disposition import pq_record
 from sw_model.engine import Engine, Violation
-from sw_model.tlm import decode_command
+from sw_model.tlm import FaultWindows, decode_command
 
 from .trace import violation_fields
 
@@ -108,7 +108,7 @@ class Probe:
             setattr(self, name, handle)
 
 
-class CosimMemory:
+class CosimMemory(FaultWindows):
     """The AXI RAM model seen as :class:`sw_model.tlm.Memory`: CPU reads and
     writes (never fault), and :meth:`inject_fault` windows in which the
     hardware's bursts touching a range answer SLVERR."""
@@ -130,23 +130,6 @@ class CosimMemory:
         self.ram.write(0, bytes(RAM_SIZE))
         self.faults = []
         self.lost = []
-
-    def inject_fault(self, lo, hi, *, kind="rw", start=0, end=None):
-        """Fault hardware accesses (``kind`` 'r', 'w' or 'rw') to ``[lo, hi)``
-        while the run's cycle is in ``[start, end)``."""
-        if kind not in ("r", "w", "rw"):
-            raise ValueError(f"kind must be 'r', 'w' or 'rw', not {kind!r}")
-        if hi <= lo:
-            raise ValueError(f"empty fault range [{lo:#x}, {hi:#x})")
-        self.faults.append((lo, hi, kind, start, end))
-
-    def faulty(self, addr, n, write):
-        if not self.faults:
-            return False
-        now = self._clock()
-        return any(addr < hi and addr + n > lo and start <= now and (end is None or now < end)
-                   and (("w" in kind) if write else ("r" in kind))
-                   for lo, hi, kind, start, end in self.faults)
 
     def lose_writes(self, lo, hi):
         """A memory that lies: the hardware's writes to ``[lo, hi)`` are
