@@ -89,7 +89,8 @@ cover
 [options]
 check: mode {mode}
 cover: mode cover
-depth {depth}
+check: depth {depth}
+cover: depth {cover_depth}
 multiclock off
 
 [engines]
@@ -131,7 +132,8 @@ def run_proof(proof, *, defect=False, workroot="build/formal", cover=True):
     harness = proof.build(defect=defect)
     (workdir / "top.il").write_text(rtlil.convert(harness, ports=[]))
     (workdir / "proof.sby").write_text(_SBY.format(mode="prove" if proof.method == "prove" else "bmc",
-                                                   depth=proof.depth))
+                                                   depth=proof.depth,
+                                                   cover_depth=proof.cover_depth or proof.depth))
     env = dict(os.environ)
     env["PATH"] = solver_path(workroot) + os.pathsep + env.get("PATH", "")
     cmd = [_tool("yowasp-sby"), "-f",

@@ -27,6 +27,7 @@ class Proof:
     defect : what the broken variant does wrong.
     broken : ``broken()`` builds the broken variant of the block.
     fast : part of the quick subset run by ``make test``.
+    cover_depth : the bound for reaching the covers (default: ``depth``).
     """
     name: str
     statement: str
@@ -37,6 +38,7 @@ class Proof:
     defect: str
     broken: Callable
     fast: bool = False
+    cover_depth: int | None = None
 
     def build(self, *, defect=False):
         return self.harness(self.broken() if defect else None)

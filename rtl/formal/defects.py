@@ -168,3 +168,19 @@ def lookup_ignores_inval(make_block):
     def mutate(m, o, i):
         m.d.comb += [i.inval.valid.eq(0), o.inval.ready.eq(1)]
     return broken(make_block(), {("inval", "valid"), ("inval", "ready")}, mutate)
+
+
+# --- response arbiter -------------------------------------------------------------------
+
+def arbiter_accepts_both(make_block):
+    """The command input is told ``ready`` whenever the output is ready."""
+    def mutate(m, o, i):
+        m.d.comb += o.cmd.ready.eq(o.o.ready)
+    return broken(make_block(), {("cmd", "ready")}, mutate)
+
+
+def arbiter_prefers_auto(make_block):
+    """The command input is offered only while no auto-response waits."""
+    def mutate(m, o, i):
+        m.d.comb += [i.cmd.valid.eq(o.cmd.valid & ~o.auto.valid)]
+    return broken(make_block(), {("cmd", "valid")}, mutate)
