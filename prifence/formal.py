@@ -200,15 +200,16 @@ def format_table(results):
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = []
     for r in results:
+        label = r.name + (" [broken]" if r.defect else "")
         if not r.ok:
             what = "broken variant was NOT caught" if r.defect else f"{r.status}"
-            notes.append(f"{r.name}: {what} (work directory {r.workdir})")
+            notes.append(f"{label}: {what} (work directory {r.workdir})")
         for f in r.failed:
-            notes.append(f"{r.name}: failed assertion {f}")
+            notes.append(f"{label}: failed assertion {f}")
         for f in r.unreached:
-            notes.append(f"{r.name}: cover not reached {f}")
+            notes.append(f"{label}: cover not reached {f}")
         if r.trace:
-            notes.append(f"{r.name}: counterexample trace {r.trace}")
+            notes.append(f"{label}: counterexample trace {r.trace}")
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
