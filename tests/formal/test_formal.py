@@ -65,6 +65,7 @@ def test_table_names_a_counterexample():
     assert passing.ok and not failing.ok
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_bad_check_names_are_refused():
     with pytest.raises(TypeError, match="check must be one of"):
         PageRequestQueueProperties(check="pq_everything")
