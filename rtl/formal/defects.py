@@ -184,3 +184,12 @@ def arbiter_prefers_auto(make_block):
     def mutate(m, o, i):
         m.d.comb += [i.cmd.valid.eq(o.cmd.valid & ~o.auto.valid)]
     return broken(make_block(), {("cmd", "valid")}, mutate)
+
+
+# --- register file --------------------------------------------------------------------
+
+def registers_ignore_busy(make_block):
+    """The register file sees the command queue as never busy (cqon = cqen)."""
+    def mutate(m, o, i):
+        m.d.comb += i.cq.on.eq(o.cq.enable)
+    return broken(make_block(), {("cq", "on")}, mutate)

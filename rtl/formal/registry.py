@@ -4,7 +4,9 @@ from . import Proof, defects
 from .command_queue_properties import CommandQueueProperties, make_block as make_cq
 from .context_lookup_properties import ContextLookupProperties, make_block as make_lookup
 from .page_request_queue_properties import PageRequestQueueProperties, make_block as make_pq
+from .registers_properties import RegisterFileProperties
 from .response_arbiter_properties import ResponseArbiterProperties
+from rtl.registers import RegisterFile
 from rtl.response_arbiter import ResponseArbiter
 
 __all__ = ["PROOFS"]
@@ -101,4 +103,14 @@ PROOFS = (
               "input that is not valid (unreachable; an internal invariant); 20 cycles",
           defect="the command input is served only while no auto-response waits",
           broken=lambda: defects.arbiter_prefers_auto(ResponseArbiter), fast=True),
+    Proof(name="regs_queue_contract",
+          statement="the register file gives each queue engine what the engine proofs "
+                    "assume: xqen changes only when not busy, base fixed while enabled or on, "
+                    "index inside the ring, error bits cleared on enable, a set wins",
+          harness=lambda block: RegisterFileProperties(block=block), method="bmc", depth=20,
+          why="BMC from reset: k-induction fails only on the index-in-ring assertion, "
+              "from states where the registered index mask disagrees with LOG2SZ-1 "
+              "(an internal invariant); 20 cycles hold several writes to every register",
+          defect="the command queue is never seen busy",
+          broken=lambda: defects.registers_ignore_busy(RegisterFile), fast=True),
 )
