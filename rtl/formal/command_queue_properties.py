@@ -14,7 +14,8 @@ The harness gives the block:
   (``pr_retired`` never passes ``pr_accepted``);
 * software: cqen free; cqb fixed; cqt moves forward one entry at a time while
   the ring is not full, or back to 0 while the queue is off; the status bits are
-  set by the block, cleared by software at any time and cleared when cqen rises.
+  set by the block, cleared by software at any time and cleared when cqen is
+  set (as the register file does, see ``registers_properties``).
 
 Proof parameters: 16-bit memory addresses, prefetch depth 2.
 """
@@ -84,8 +85,10 @@ class CommandQueueProperties(Elaboratable):
         # xqen changes only while the queue is not busy (xqen = xqon): a csr
         # write while busy is ignored whole (DESIGN §2 "Timing").
         enable = Signal(name="sw_enable")
-        with m.If(any_seq(1) & (enable == on)):
+        toggle = any_seq(1) & (enable == on)
+        with m.If(toggle):
             m.d.sync += enable.eq(~enable)
+        enabling = toggle & ~enable            # the error bits clear with it
         cqh = Signal(2, name="hw_cqh")
         m.d.comb += cqh.eq(regs.hw_index[:2])
         cqt = Signal(2, name="sw_cqt")
@@ -97,7 +100,7 @@ class CommandQueueProperties(Elaboratable):
             m.d.comb += getattr(regs.status, name).eq(bit)
             with m.If(getattr(regs.set_status, name)):
                 m.d.sync += bit.eq(1)
-            with m.Elif(any_seq(1) | restart):
+            with m.Elif(any_seq(1) | enabling):
                 m.d.sync += bit.eq(0)
         check(m, (regs.hw_index & ~Cat(mask, Const(0, 30))) == 0)
         produce, rebase = any_seq(1), any_seq(1)

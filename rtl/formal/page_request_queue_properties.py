@@ -18,7 +18,8 @@ the block's outputs with a software view of the page-request queue:
 * Software: pqen free; pqb and LOG2SZ-1 (0 or 1: 2 or 4 entries) fixed; pqh moves
   only over published records, or back to 0 while the queue is off; pqen rises
   only with pqh = 0; pqmf/pqof are set by the block and cleared by software at
-  any time (a set wins), and clear when pqen rises (as the register file does).
+  any time (a set wins), and clear when pqen is set (as the register file does,
+  see ``registers_properties``).
 
 Proof parameters (small, stated): 16-bit memory addresses, ingress FIFO of 2,
 one cached context, 2 requests in flight.
@@ -78,8 +79,10 @@ class PageRequestQueueProperties(Elaboratable):
         # xqen changes only while the queue is not busy (xqen = xqon): a csr
         # write while busy is ignored whole (DESIGN §2 "Timing").
         enable = Signal(name="sw_enable")
-        with m.If(any_seq(1) & (enable == on)):
+        toggle = any_seq(1) & (enable == on)
+        with m.If(toggle):
             m.d.sync += enable.eq(~enable)
+        enabling = toggle & ~enable            # the error bits clear with it
         pqt = Signal(2, name="hw_pqt")
         m.d.comb += pqt.eq(regs.hw_index[:2])
         m.d.comb += [
@@ -99,7 +102,7 @@ class PageRequestQueueProperties(Elaboratable):
                                  (pqof, clear_of, regs.set_status.pqof)):
             with m.If(set_):
                 m.d.sync += bit.eq(1)
-            with m.Elif(clear | restart):
+            with m.Elif(clear | enabling):
                 m.d.sync += bit.eq(0)
 
         # --- ddtp and device contexts -----------------------------------------------
