@@ -29,7 +29,7 @@ from prifence.formats import (
 from rtl.bus import PD_COUNT_WIDTH
 from rtl.command_queue import CommandQueue
 
-from .env import ShadowFifo, any_const, any_seq, assume, check, cover, hold_reset_low, modular_ge
+from .env import ShadowFifo, any_const, any_seq, check, cover, hold_reset_low, modular_ge
 
 __all__ = ["CommandQueueProperties", "CQ_CHECKS", "make_block", "command_legal"]
 

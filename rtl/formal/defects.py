@@ -9,11 +9,10 @@ pairs each variant with the property it must violate; ``tests/formal`` and
 counterexample, so no property is vacuous.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from prifence.formats import ResponseCode
 
 __all__ = ["broken"]
 

@@ -11,7 +11,7 @@ cells.  The state at the first cycle is the reset state (every register's
 """
 
 from amaranth.asserts import AnyConst, AnySeq
-from amaranth.hdl import Assert, Assume, Cover, Module, ResetSignal, Signal, unsigned
+from amaranth.hdl import Assert, Assume, Cover, ResetSignal, Signal
 
 __all__ = [
     "any_seq", "any_const", "hold_reset_low", "check", "cover", "assume",

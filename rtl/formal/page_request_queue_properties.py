@@ -34,7 +34,7 @@ from prifence.formats import (
 from rtl.context_lookup import tc_misconfigured
 from rtl.page_request_queue import PageRequestQueue
 
-from .env import ShadowFifo, any_const, any_seq, assume, check, cover, hold_reset_low, modular_ge
+from .env import ShadowFifo, any_const, any_seq, assume, check, cover, hold_reset_low
 
 __all__ = ["PageRequestQueueProperties", "PQ_CHECKS"]
 
