@@ -2,7 +2,7 @@
 # directory (1LVL)", §4 rows "ddtp Off" to "DC misconfigured"; RISC-V IOMMU
 # specification v1.0 §2.3 "Process to locate the Device-context").
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,6 +41,13 @@ def tc_misconfigured(tc):
     reserved = (tc.as_value() & codec(DeviceContextTc).reserved_mask).any()
     return (reserved | (tc.en_pri & ~tc.en_ats) | (tc.prpr & ~tc.en_pri) | tc.t2gpa
             | (tc.dpe & ~tc.pdtv) | tc.gade | tc.sade | tc.sbe | tc.sxl)
+
+
+def _or_all(values):
+    result = values[0]
+    for v in values[1:]:
+        result = result | v
+    return result
 
 
 class ContextLookup(wiring.Component):
@@ -126,10 +133,12 @@ class ContextLookup(wiring.Component):
         did_index = req.did[:idx_bits]
         too_wide = req.did[idx_bits:].any()
         hits = Cat(*(c_valid[k] & (c_did[k] == did_index) for k in range(n)))
+        # At most one entry holds a device (a context is filled only on a miss,
+        # and requests wait while the miss is in flight), so the hit entry's
+        # flags are an AND-OR, not a priority chain.
         hit_flags = Signal(ContextFlags, name="hit_flags")
-        for k in reversed(range(n)):
-            with m.If(hits[k]):
-                m.d.comb += hit_flags.eq(c_flags[k])
+        hit_terms = [Value.cast(c_flags[k]) & hits[k].replicate(ContextFlags.size) for k in range(n)]
+        m.d.comb += hit_flags.eq(_or_all(hit_terms))
 
         m.d.comb += self.i.ready.eq(~busy & o_free)
         with m.If(self.i.valid & self.i.ready):

@@ -75,9 +75,13 @@ class FaultQueue(wiring.Component):
         head = data.View(FaultReport, reports.r_data)
 
         fqt = Signal(16, name="fqt")
+        # (fqt + 1) & mask, kept in a register: the full test is one comparison.
+        fqt_next = Signal(16, name="fqt_next", init=1)
         on = Signal(name="fqon")
-        mask = Signal(17, name="fq_mask")
-        m.d.comb += [mask.eq(queue_mask(regs.log2sz_1)), regs.hw_index.eq(fqt), regs.on.eq(on)]
+        # Registered: fqb (and so the size) changes only while the queue is off.
+        mask = Signal(17, name="fq_mask", init=1)
+        m.d.sync += mask.eq(queue_mask(regs.log2sz_1))
+        m.d.comb += [regs.hw_index.eq(fqt), regs.on.eq(on)]
 
         record = Signal(FqRecord, name="fq_record")
         beat = Signal(range(beats + 1), name="fq_beat")
@@ -86,10 +90,10 @@ class FaultQueue(wiring.Component):
         w_done = Signal(name="fq_w_done")
 
         stopped = regs.status.fqmf | regs.status.fqof
-        full = ((fqt + 1) & mask)[:16] == regs.sw_index[:16]
+        full = fqt_next == regs.sw_index[:16]
 
         with m.If(~on & regs.enable & ~writing):
-            m.d.sync += [on.eq(1), fqt.eq(0)]
+            m.d.sync += [on.eq(1), fqt.eq(0), fqt_next.eq(1)]
         with m.If(on & ~regs.enable & ~writing):
             m.d.sync += on.eq(0)
 
@@ -137,7 +141,7 @@ class FaultQueue(wiring.Component):
         with m.If(writing & self.mem.b.valid):
             m.d.sync += writing.eq(0)
             with m.If(self.mem.b.p.resp == 0):
-                m.d.sync += fqt.eq((fqt + 1) & mask)
+                m.d.sync += [fqt.eq(fqt_next), fqt_next.eq((fqt_next + 1) & mask)]
                 m.d.comb += regs.notify.eq(1)
             with m.Else():
                 m.d.comb += regs.set_status.fqmf.eq(1)

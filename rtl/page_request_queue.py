@@ -2,8 +2,9 @@
 # and timing, §3 "PQ record"; RISC-V IOMMU specification v1.0 §3.3
 # "Page-Request-Queue").
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
@@ -20,6 +21,9 @@ from .fault_queue import FaultReport, queue_mask
 from .ingress import Ingress
 
 __all__ = ["PageRequestQueue"]
+
+#: A retired request on its way out: answered on ``resp`` or only counted.
+_OutItem = data.StructLayout({"respond": 1, "resp": PrgResponse})
 
 #: One request waiting to retire, in arrival order.
 _RetireEntry = data.StructLayout({
@@ -64,7 +68,9 @@ class PageRequestQueue(wiring.Component):
     pr_retired : Out(PD_COUNT_WIDTH)
         Requests retired (mod 2**width): a request retires, in arrival order,
         when its record has been written and ``pqt`` published past it, or it
-        was dropped, or its auto-response was accepted on ``resp``.
+        was dropped, or its auto-response was accepted on ``resp``.  It is
+        counted when it leaves the two-entry output stage: the cycle its
+        response is accepted, else a cycle or more after it was disposed of.
 
     Contract
     --------
@@ -90,6 +96,9 @@ class PageRequestQueue(wiring.Component):
     * ``pqon`` becomes 1 the cycle after ``pqen`` is seen 1 (``pqt`` is zeroed
       then); after ``pqen`` drops it stays 1 until every record decided
       "write" has retired (written and published, or discarded).
+    * A request leaves the lookup only in a cycle where the retire order,
+      the FQ report FIFO and the record FIFOs all have room, whatever its
+      decision needs (the handshake depends on registers only).
     * Back-pressure on ``resp`` holds the retire order and so, once
       ``max_in_flight`` requests wait, the whole path and ``page_req``.
     """
@@ -140,13 +149,24 @@ class PageRequestQueue(wiring.Component):
         on = Signal(name="pqon")
         pqt = Signal(16, name="pqt")                 # published tail
         issue_idx = Signal(16, name="pq_issue_index")  # where the next record goes
-        mask = Signal(17, name="pq_mask")
+        # (issue_idx + 1) & mask, kept in a register so the full test is one
+        # comparison of two registers.
+        issue_next = Signal(16, name="pq_issue_next", init=1)
+        # Registered: the size changes only with pqb, which is written only
+        # while the queue is off (DESIGN §2), cycles before it can be enabled.
+        mask = Signal(17, name="pq_mask", init=1)
         mf_pending = Signal(name="pq_mf_pending")    # a record write faulted, pqmf not yet set
         writes_in_rob = Signal(ptr_bits + 1, name="pq_writes_in_flight")
-        m.d.comb += [mask.eq(queue_mask(regs.log2sz_1)), regs.hw_index.eq(pqt), regs.on.eq(on)]
+        m.d.sync += mask.eq(queue_mask(regs.log2sz_1))
+        m.d.comb += [regs.hw_index.eq(pqt), regs.on.eq(on)]
 
         # --- retire order (a ring of decided requests) -------------------------------
-        rob = Array(Signal(_RetireEntry.size, name=f"rob{k}") for k in range(depth))
+        # A small RAM (distributed RAM where the device has it): written at the
+        # tail when a request is decided, read asynchronously at the head.  An
+        # entry is read only while occupied, so it needs no reset.
+        m.submodules.rob = rob = Memory(shape=_RetireEntry, depth=depth, init=[])
+        rob_w = rob.write_port()
+        rob_r = rob.read_port(domain="comb")
         head_ptr = Signal(ptr_bits + 1, name="rob_head")
         tail_ptr = Signal(ptr_bits + 1, name="rob_tail")
         b_done = Signal(depth, name="rob_b_done")     # write acknowledged (either way)
@@ -159,8 +179,12 @@ class PageRequestQueue(wiring.Component):
         head_idx = head_ptr[:ptr_bits]
 
         # --- record issue FIFOs ---------------------------------------------------------
-        m.submodules.aw_fifo = aw_fifo = fifo.SyncFIFOBuffered(width=self.addr_width, depth=depth)
-        m.submodules.w_fifo = w_fifo = fifo.SyncFIFOBuffered(width=PqRecord.as_shape().size, depth=depth)
+        # They never hold more than ``depth`` records; at least 8 entries so that
+        # they map to block RAM, not flip-flops, even with a small ``depth``.
+        issue_depth = max(depth, 8)
+        m.submodules.aw_fifo = aw_fifo = fifo.SyncFIFOBuffered(width=self.addr_width, depth=issue_depth)
+        m.submodules.w_fifo = w_fifo = fifo.SyncFIFOBuffered(
+            width=PqRecord.as_shape().size, depth=issue_depth)
         m.submodules.b_order = b_order = fifo.SyncFIFO(width=max(ptr_bits, 1), depth=depth)
 
         # --- decision (DESIGN §4, top to bottom) ------------------------------------------
@@ -175,7 +199,7 @@ class PageRequestQueue(wiring.Component):
         write = Signal(name="decide_write")
         set_of = Signal(name="decide_set_pqof")
         prpr = (status == ContextStatus.OK) & dc.prpr
-        full = ((issue_idx + 1) & mask)[:16] == regs.sw_index[:16]
+        full = issue_next == regs.sw_index[:16]
         mf = regs.status.pqmf | mf_pending
 
         rows = [
@@ -212,15 +236,21 @@ class PageRequestQueue(wiring.Component):
             entry.resp.code.eq(code),
         ]
 
+        # The decision is taken only when every place it may go has room
+        # (the retire order, the FQ report FIFO, the record FIFOs), so the
+        # handshake with the lookup depends on registers only and not on the
+        # decision itself.
         issue_room = aw_fifo.w_rdy & w_fifo.w_rdy & b_order.w_rdy
+        can_decide = Signal(name="pq_can_decide")
+        m.d.comb += can_decide.eq(rob_free & issue_room)
         m.d.comb += [
-            self.fault.valid.eq(lk.valid & report & rob_free),
+            self.fault.valid.eq(lk.valid & report & can_decide),
             self.fault.p.did.eq(req.did),
             self.fault.p.pv.eq(req.pv),
             self.fault.p.pid.eq(req.pid),
             self.fault.p.priv.eq(req.priv),
             self.fault.p.cause.eq(cause),
-            lk.ready.eq(rob_free & (~report | self.fault.ready) & (~write | issue_room)),
+            lk.ready.eq(can_decide & self.fault.ready),
         ]
         decide = lk.valid & lk.ready
         record = Signal(PqRecord, name="decide_record")
@@ -237,7 +267,8 @@ class PageRequestQueue(wiring.Component):
         record_addr = (regs.base_ppn << PAGE_SHIFT) | (issue_idx * PQ_RECORD_BYTES)
 
         with m.If(decide):
-            m.d.sync += [rob[tail_idx].eq(entry), tail_ptr.eq(tail_ptr + 1)]
+            m.d.comb += rob_w.en.eq(1)
+            m.d.sync += tail_ptr.eq(tail_ptr + 1)
             m.d.comb += regs.set_status.pqof.eq(set_of)
             with m.If(write):
                 m.d.comb += [
@@ -245,7 +276,7 @@ class PageRequestQueue(wiring.Component):
                     w_fifo.w_data.eq(record), w_fifo.w_en.eq(1),
                     b_order.w_data.eq(tail_idx), b_order.w_en.eq(1),
                 ]
-                m.d.sync += issue_idx.eq((issue_idx + 1) & mask)
+                m.d.sync += [issue_idx.eq(issue_next), issue_next.eq((issue_next + 1) & mask)]
 
         # --- record writes ------------------------------------------------------------------
         beat = Signal(range(max(beats, 2)), name="pq_beat")
@@ -271,10 +302,15 @@ class PageRequestQueue(wiring.Component):
             m.d.sync += beat.eq(Mux(self.rec_mem.w.p.last, 0, beat + 1))
 
         # --- per-entry flags: allocation, B responses, fault discards -------------------------
-        b_fire = self.rec_mem.b.valid
-        b_idx = b_order.r_data
-        b_fault = self.rec_mem.b.p.resp != 0
-        m.d.comb += b_order.r_en.eq(b_fire)
+        # B responses are registered (with the entry they belong to) before
+        # they touch the per-entry flags: one cycle of latency on publishing,
+        # no path from the AXI port through the flags.
+        b_fire = Signal(name="pq_b_fire")
+        b_idx = Signal.like(b_order.r_data, name="pq_b_index")
+        b_fault = Signal(name="pq_b_fault")
+        m.d.comb += b_order.r_en.eq(self.rec_mem.b.valid)
+        m.d.sync += [b_fire.eq(self.rec_mem.b.valid), b_idx.eq(b_order.r_data),
+                     b_fault.eq(self.rec_mem.b.p.resp != 0)]
         new_bad = Signal(depth, name="rob_bad_next")
         m.d.comb += new_bad.eq(bad)
         first_fault = Signal(name="pq_first_fault")
@@ -296,34 +332,46 @@ class PageRequestQueue(wiring.Component):
         m.d.sync += bad.eq(new_bad)
 
         # --- retire, in arrival order -------------------------------------------------------
-        head = data.View(_RetireEntry, rob[head_idx])
+        m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry), rob_r.addr.eq(head_idx)]
+        head = rob_r.data
         occupied = head_ptr != tail_ptr
         h_done = b_done.bit_select(head_idx, 1)
         h_bad = bad.bit_select(head_idx, 1)
         h_owner = owner.bit_select(head_idx, 1)
+        # A request leaves the retire order once its disposition is final (its
+        # record's write acknowledged, if it has one) into a two-entry output
+        # stage, which answers it on ``resp`` (or not) and only then counts it
+        # in ``pr_retired``.  So the retire order never waits on ``resp.ready``
+        # in the same cycle, and the count still follows arrival order.
+        m.submodules.out = out = fifo.SyncFIFO(width=_OutItem.size, depth=2)
         retire = Signal(name="pq_retire")
         publish = Signal(name="pq_publish")
-        answer = Signal(name="pq_answer")
-        with m.If(occupied):
-            with m.If(head.is_write):
-                with m.If(h_done & ~h_bad):
-                    m.d.comb += [publish.eq(1), retire.eq(1)]
-                with m.Elif(h_done & h_bad):
-                    m.d.comb += answer.eq(head.respond)
-                    m.d.comb += retire.eq(~head.respond | self.resp.ready)
-            with m.Else():
-                m.d.comb += answer.eq(head.respond)
-                m.d.comb += retire.eq(~head.respond | self.resp.ready)
-        m.d.comb += [self.resp.valid.eq(answer), self.resp.p.eq(head.resp)]
+        m.d.comb += retire.eq(occupied & out.w_rdy & (~head.is_write | h_done))
+        m.d.comb += publish.eq(retire & head.is_write & ~h_bad)
+        out_item = Signal(_OutItem, name="pq_out_item")
+        m.d.comb += [
+            out_item.respond.eq(head.respond & ~publish),
+            out_item.resp.eq(head.resp),
+            out.w_data.eq(out_item),
+            out.w_en.eq(retire),
+        ]
+        leaving = data.View(_OutItem, out.r_data)
+        m.d.comb += [
+            self.resp.valid.eq(out.r_rdy & leaving.respond),
+            self.resp.p.eq(leaving.resp),
+            out.r_en.eq(~leaving.respond | self.resp.ready),
+        ]
+        with m.If(out.r_rdy & out.r_en):
+            m.d.sync += self.pr_retired.eq(self.pr_retired + 1)
 
         with m.If(retire):
-            m.d.sync += [head_ptr.eq(head_ptr + 1), self.pr_retired.eq(self.pr_retired + 1)]
+            m.d.sync += head_ptr.eq(head_ptr + 1)
         with m.If(publish):
             m.d.sync += pqt.eq((pqt + 1) & mask)
             m.d.comb += regs.notify.eq(1)
         with m.If(retire & head.is_write & h_bad & h_owner):
             m.d.comb += regs.set_status.pqmf.eq(1)
-            m.d.sync += [issue_idx.eq(pqt), mf_pending.eq(0)]
+            m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask), mf_pending.eq(0)]
 
         write_alloc = decide & write
         write_retire = retire & head.is_write
@@ -331,7 +379,9 @@ class PageRequestQueue(wiring.Component):
 
         # --- on/off (DESIGN §2 "Timing") -------------------------------------------------------
         with m.If(~on & regs.enable):
-            m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0)]
-        with m.If(on & ~regs.enable & (writes_in_rob == 0) & ~write_alloc):
+            m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0), issue_next.eq(1)]
+        # No write is allocated while pqen is 0 (the decision needs it), so
+        # the count alone says whether one is outstanding.
+        with m.If(on & ~regs.enable & (writes_in_rob == 0)):
             m.d.sync += on.eq(0)
         return m
