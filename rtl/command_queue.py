@@ -109,7 +109,8 @@ class CommandQueue(wiring.Component):
           fence_w_ip); then WSI=1 pulses fence_w_ip and cqh moves past it.
         * ``IOFENCE.PD``: as IOFENCE.C, and in the cycle every earlier command has
           completed it snapshots ``pr_accepted``; its AV store, fence_w_ip and cqh
-          advance wait until ``pr_retired`` reaches the snapshot (modular compare).
+          advance wait until ``pr_retired`` reaches the snapshot (modular compare, seen
+          one cycle later).
     Latency (measured in ``tests/rtl_cq/figures.py``)
         The cycle in which the last earlier response is accepted on ``resp`` counts as
         the cycle every earlier command has completed (``IOFENCE.PD`` takes
@@ -331,7 +332,11 @@ class CommandQueue(wiring.Component):
         fence_data = Signal(32)
         fence_addr = Signal(self.addr_width)
         pd_snapshot = Signal(PD_COUNT_WIDTH)
-        pd_reached = ~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1]
+        # Registered (the subtraction is a carry chain): it lags pr_retired by
+        # a cycle, and is forced low in the first cycle of each drain wait
+        # (when it still compares against the previous snapshot).
+        pd_reached = Signal()
+        m.d.sync += pd_reached.eq(~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1])
 
         aw, w, b = self.store.aw, self.store.w, self.store.b
         aw_valid, w_valid = Signal(), Signal()
@@ -372,6 +377,14 @@ class CommandQueue(wiring.Component):
 
         with m.FSM(name="exec") as exec_fsm:
             with m.State("Exec"):
+                # The fence registers follow the command at the head while
+                # executing, so their load enable is the state, not the decode.
+                m.d.sync += [
+                    fence_av.eq(fence_cmd.av),
+                    fence_wsi.eq(fence_cmd.wsi),
+                    fence_data.eq(fence_cmd.data),
+                    fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
+                ]
                 with m.If(run & have_cmd):
                     with m.If(cmd_fault):
                         fail("cqmf")
@@ -396,15 +409,12 @@ class CommandQueue(wiring.Component):
                         with m.If(~responses_done):
                             m.d.sync += fence_held.eq(1)
                         with m.Else():
-                            m.d.sync += [
-                                fence_av.eq(fence_cmd.av),
-                                fence_wsi.eq(fence_cmd.wsi),
-                                fence_data.eq(fence_cmd.data),
-                                fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
-                            ]
                             with m.If(is_fence_pd):
-                                m.d.sync += pd_snapshot.eq(
-                                    Mux(fence_held & accepted_last, accepted_before, self.pr_accepted))
+                                m.d.sync += [
+                                    pd_snapshot.eq(Mux(fence_held & accepted_last,
+                                                       accepted_before, self.pr_accepted)),
+                                    pd_reached.eq(0),
+                                ]
                                 m.next = "DrainWait"
                             with m.Elif(fence_cmd.av):
                                 start_store()

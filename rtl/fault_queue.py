@@ -30,7 +30,9 @@ class FaultQueue(wiring.Component):
     addr_width, data_width : int
         Of the memory write client.
     depth : int
-        Reports buffered ahead of the writer.
+        Reports buffered ahead of the writer (default 8: a FIFO of 8 maps to
+        block RAM on iCE40 and distributed RAM on ECP5, where 4 would take
+        flip-flops).
 
     Members
     -------
@@ -51,10 +53,11 @@ class FaultQueue(wiring.Component):
       acknowledged OKAY, ``fqt`` moves past it and ``notify`` pulses; a write
       answered otherwise sets ``fqmf`` and ``fqt`` stays.
     * One record is in flight at a time; reports queue in ``depth`` entries and
-      ``i.ready`` drops when they are full.
+      ``i.ready`` drops when they are full.  A report is judged (dropped, fqof,
+      or written) on the queue state of one cycle and acted on in the next.
     """
 
-    def __init__(self, *, addr_width=56, data_width=64, depth=4):
+    def __init__(self, *, addr_width=56, data_width=64, depth=8):
         if not isinstance(depth, int) or depth < 2:
             raise TypeError(f"depth must be an integer of at least 2, not {depth!r}")
         self.addr_width, self.data_width, self.depth = addr_width, data_width, depth
@@ -94,28 +97,41 @@ class FaultQueue(wiring.Component):
 
         with m.If(~on & regs.enable & ~writing):
             m.d.sync += [on.eq(1), fqt.eq(0), fqt_next.eq(1)]
-        with m.If(on & ~regs.enable & ~writing):
+        # A report is judged in one cycle (the verdict goes to registers) and
+        # acted on in the next, so no path runs from the queue state through
+        # the decision into the register file and the record registers.
+        judged = Signal(name="fq_judged")
+        verdict_drop = Signal(name="fq_verdict_drop")
+        verdict_full = Signal(name="fq_verdict_full")
+        with m.If(on & ~regs.enable & ~writing & ~judged):
             m.d.sync += on.eq(0)
 
-        with m.If(~writing & reports.r_rdy):
+        with m.If(~writing & reports.r_rdy & ~judged):
+            m.d.sync += [judged.eq(1), verdict_drop.eq(~(on & regs.enable) | stopped),
+                         verdict_full.eq(full)]
+        with m.If(judged):
             m.d.comb += reports.r_en.eq(1)
-            with m.If(~(on & regs.enable) | stopped):
+            m.d.sync += judged.eq(0)
+            with m.If(verdict_drop):
                 pass                        # dropped: the queue cannot take records
-            with m.Elif(full):
+            with m.Elif(verdict_full):
                 m.d.comb += regs.set_status.fqof.eq(1)
             with m.Else():
-                addr = (regs.base_ppn << PAGE_SHIFT) | (fqt * FQ_RECORD_BYTES)
-                m.d.sync += [
-                    writing.eq(1), aw_done.eq(0), w_done.eq(0), beat.eq(0),
-                    self.mem.aw.p.addr.eq(addr[:self.addr_width]),
-                    record.cause.eq(head.cause),
-                    record.pv.eq(head.pv),
-                    record.pid.eq(Mux(head.pv, head.pid, 0)),
-                    record.priv.eq(head.pv & head.priv),
-                    record.ttyp.eq(TTYP_PAGE_REQUEST),
-                    record.did.eq(head.did),
-                    record.iotval.eq(IOTVAL_PAGE_REQUEST),
-                ]
+                m.d.sync += [writing.eq(1), aw_done.eq(0), w_done.eq(0), beat.eq(0)]
+        # The record and its address follow the report at the head while no
+        # write is in progress, so their load enable is one flip-flop.
+        with m.If(~writing):
+            addr = (regs.base_ppn << PAGE_SHIFT) | (fqt * FQ_RECORD_BYTES)
+            m.d.sync += [
+                self.mem.aw.p.addr.eq(addr[:self.addr_width]),
+                record.cause.eq(head.cause),
+                record.pv.eq(head.pv),
+                record.pid.eq(Mux(head.pv, head.pid, 0)),
+                record.priv.eq(head.pv & head.priv),
+                record.ttyp.eq(TTYP_PAGE_REQUEST),
+                record.did.eq(head.did),
+                record.iotval.eq(IOTVAL_PAGE_REQUEST),
+            ]
 
         m.d.comb += [
             self.mem.aw.valid.eq(writing & ~aw_done),

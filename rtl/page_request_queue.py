@@ -25,10 +25,16 @@ __all__ = ["PageRequestQueue"]
 #: A retired request on its way out: answered on ``resp`` or only counted.
 _OutItem = data.StructLayout({"respond": 1, "resp": PrgResponse})
 
-#: One request waiting to retire, in arrival order.
+#: One request waiting to retire, in arrival order.  The response is kept as
+#: decided by the context rows (``resp.code``; Response Failure for a usable
+#: context) with the request's own PV and PASID; ``success`` (the "pqof or
+#: full" row) and the PASID rule are applied as it retires, off the decision's
+#: path.
 _RetireEntry = data.StructLayout({
     "is_write": 1,      # decided "write": waits for its B response
     "respond": 1,       # L=1 and not a Stop Marker: answered unless its record is published
+    "success": 1,       # the "pqof or full" row matched: answered Success
+    "prpr": 1,          # the context has PRPR=1 (0 without a usable context)
     "resp": PrgResponse,
 })
 
@@ -87,9 +93,10 @@ class PageRequestQueue(wiring.Component):
       without a usable context).
     * Records are written at ``pqb.PPN << 12 | index * 16``; ``pqt`` moves past
       a record only when its write has been acknowledged OKAY and every earlier
-      request has retired, and ``notify`` pulses in that cycle.
+      request has retired, and ``notify`` pulses in the next cycle.
     * A record write answered other than OKAY sets ``pqmf`` when it reaches the
-      head of the retire order (``pqt`` stays before it); it and every record
+      head of the retire order (the pulse leaves a cycle later; ``pqt`` stays
+      before it); it and every record
       issued after it are discarded (answered Response Failure when they have
       L=1), and no record is issued from the fault until ``pqmf`` is cleared.
       The next record goes to ``pqt``.
@@ -152,6 +159,7 @@ class PageRequestQueue(wiring.Component):
         # (issue_idx + 1) & mask, kept in a register so the full test is one
         # comparison of two registers.
         issue_next = Signal(16, name="pq_issue_next", init=1)
+        issue_next2 = Signal(16, name="pq_issue_next2", init=2)   # (issue_idx + 2) & mask
         # Registered: the size changes only with pqb, which is written only
         # while the queue is off (DESIGN §2), cycles before it can be enabled.
         mask = Signal(17, name="pq_mask", init=1)
@@ -199,8 +207,30 @@ class PageRequestQueue(wiring.Component):
         write = Signal(name="decide_write")
         set_of = Signal(name="decide_set_pqof")
         prpr = (status == ContextStatus.OK) & dc.prpr
-        full = issue_next == regs.sw_index[:16]
+        # The full test, from registers: both outcomes of this cycle's
+        # comparison (issue_next, or issue_next2 if a record is issued now)
+        # are registered, and the next cycle picks one.  So it compares with
+        # the pqh of the cycle before (a pqh write takes effect on the queue
+        # in the cycle its write response is offered).  After the index jumps
+        # (enable, or the restart after a fault) decisions wait one cycle.
+        full_if_held = Signal(name="pq_full_if_held")
+        full_if_issued = Signal(name="pq_full_if_issued")
+        issued_last = Signal(name="pq_issued_last")
+        full_stale = Signal(name="pq_full_stale", init=1)
+        m.d.sync += [full_if_held.eq(issue_next == regs.sw_index[:16]),
+                     full_if_issued.eq(issue_next2 == regs.sw_index[:16]),
+                     full_stale.eq(0)]
+        full = Mux(issued_last, full_if_issued, full_if_held)
         mf = regs.status.pqmf | mf_pending
+        # pqof is set through a register (a pulse one cycle after the decision);
+        # of_pending stands for it until the register file shows it.
+        of_pending = Signal(name="pq_of_pending")
+        queue_ok = Signal(name="decide_queue_ok")       # "pqen=0, pqon=0 or pqmf" does not match
+        room = Signal(name="decide_room")               # "pqof or full" does not match
+        m.d.comb += [queue_ok.eq(regs.enable & on & ~mf),
+                     room.eq(~regs.status.pqof & ~of_pending & ~full),
+                     write.eq(lk.p.usable & queue_ok & room),
+                     set_of.eq(lk.p.usable & queue_ok & ~room)]
 
         rows = [
             (status == ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE, Cause.ALL_INBOUND_DISALLOWED),
@@ -214,24 +244,21 @@ class PageRequestQueue(wiring.Component):
         for k, (cond, row_code, row_cause) in enumerate(rows):
             with (m.If if k == 0 else m.Elif)(cond):
                 m.d.comb += [code.eq(row_code), cause.eq(row_cause), report.eq(1)]
-        with m.Elif(~dc.en_ats | ~dc.en_pri):
+        with m.Elif(~lk.p.usable):                     # EN_ATS=0 or EN_PRI=0
             m.d.comb += [code.eq(ResponseCode.INVALID_REQUEST),
                          cause.eq(Cause.TRANSACTION_TYPE_DISALLOWED), report.eq(~dc.dtf)]
-        with m.Elif(~(regs.enable & on) | mf):
+        with m.Else():      # queue off or pqmf, or written (Success: entry.success)
             m.d.comb += code.eq(ResponseCode.RESPONSE_FAILURE)
-        with m.Elif(regs.status.pqof | full):
-            m.d.comb += [code.eq(ResponseCode.SUCCESS), set_of.eq(1)]
-        with m.Else():
-            m.d.comb += [code.eq(ResponseCode.RESPONSE_FAILURE), write.eq(1)]
 
-        with_pasid = req.pv & ((code == ResponseCode.RESPONSE_FAILURE) | prpr)
         entry = Signal(_RetireEntry, name="decide_entry")
         m.d.comb += [
             entry.is_write.eq(write),
             entry.respond.eq(respond),
+            entry.success.eq(set_of),
+            entry.prpr.eq(prpr),
             entry.resp.did.eq(req.did),
-            entry.resp.pv.eq(with_pasid),
-            entry.resp.pid.eq(Mux(with_pasid, req.pid, 0)),
+            entry.resp.pv.eq(req.pv),
+            entry.resp.pid.eq(req.pid),
             entry.resp.prgi.eq(req.prgi),
             entry.resp.code.eq(code),
         ]
@@ -242,7 +269,7 @@ class PageRequestQueue(wiring.Component):
         # decision itself.
         issue_room = aw_fifo.w_rdy & w_fifo.w_rdy & b_order.w_rdy
         can_decide = Signal(name="pq_can_decide")
-        m.d.comb += can_decide.eq(rob_free & issue_room)
+        m.d.comb += can_decide.eq(rob_free & issue_room & ~full_stale)
         m.d.comb += [
             self.fault.valid.eq(lk.valid & report & can_decide),
             self.fault.p.did.eq(req.did),
@@ -269,14 +296,19 @@ class PageRequestQueue(wiring.Component):
         with m.If(decide):
             m.d.comb += rob_w.en.eq(1)
             m.d.sync += tail_ptr.eq(tail_ptr + 1)
-            m.d.comb += regs.set_status.pqof.eq(set_of)
+            m.d.sync += of_pending.eq(set_of)
             with m.If(write):
                 m.d.comb += [
                     aw_fifo.w_data.eq(record_addr[:self.addr_width]), aw_fifo.w_en.eq(1),
                     w_fifo.w_data.eq(record), w_fifo.w_en.eq(1),
                     b_order.w_data.eq(tail_idx), b_order.w_en.eq(1),
                 ]
-                m.d.sync += [issue_idx.eq(issue_next), issue_next.eq((issue_next + 1) & mask)]
+                m.d.sync += [issue_idx.eq(issue_next), issue_next.eq(issue_next2),
+                             issue_next2.eq((issue_next2 + 1) & mask)]
+
+        with m.If(~decide):
+            m.d.sync += of_pending.eq(0)
+        m.d.comb += regs.set_status.pqof.eq(of_pending)
 
         # --- record writes ------------------------------------------------------------------
         beat = Signal(range(max(beats, 2)), name="pq_beat")
@@ -349,9 +381,17 @@ class PageRequestQueue(wiring.Component):
         m.d.comb += retire.eq(occupied & out.w_rdy & (~head.is_write | h_done))
         m.d.comb += publish.eq(retire & head.is_write & ~h_bad)
         out_item = Signal(_OutItem, name="pq_out_item")
+        final_code = Mux(head.success, ResponseCode.SUCCESS, head.resp.code)
+        # The PASID goes back when the request had one and the code is
+        # Response Failure or the context has PRPR=1 (DESIGN §4).
+        with_pasid = head.resp.pv & ((final_code == ResponseCode.RESPONSE_FAILURE) | head.prpr)
         m.d.comb += [
             out_item.respond.eq(head.respond & ~publish),
-            out_item.resp.eq(head.resp),
+            out_item.resp.did.eq(head.resp.did),
+            out_item.resp.pv.eq(with_pasid),
+            out_item.resp.pid.eq(Mux(with_pasid, head.resp.pid, 0)),
+            out_item.resp.prgi.eq(head.resp.prgi),
+            out_item.resp.code.eq(final_code),
             out.w_data.eq(out_item),
             out.w_en.eq(retire),
         ]
@@ -366,20 +406,33 @@ class PageRequestQueue(wiring.Component):
 
         with m.If(retire):
             m.d.sync += head_ptr.eq(head_ptr + 1)
+        # notify and the pqmf pulse leave through registers: pip is set the
+        # cycle after pqt moves, and pqmf the cycle after the faulting record
+        # retires (mf_pending holds the decisions back until then).
+        notify = Signal(name="pq_notify")
+        m.d.sync += notify.eq(publish)
+        m.d.comb += regs.notify.eq(notify)
         with m.If(publish):
             m.d.sync += pqt.eq((pqt + 1) & mask)
-            m.d.comb += regs.notify.eq(1)
-        with m.If(retire & head.is_write & h_bad & h_owner):
-            m.d.comb += regs.set_status.pqmf.eq(1)
-            m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask), mf_pending.eq(0)]
+        # The next record goes to pqt: moved there the cycle the pqmf pulse
+        # leaves (pqmf then holds every decision back, and pqt cannot move,
+        # since every record issued after the faulting one is discarded).
+        restart = Signal(name="pq_restart")
+        m.d.sync += restart.eq(retire & head.is_write & h_bad & h_owner)
+        m.d.comb += regs.set_status.pqmf.eq(restart)
+        with m.If(restart):
+            m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask),
+                         issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0), full_stale.eq(1)]
 
         write_alloc = decide & write
+        m.d.sync += issued_last.eq(write_alloc)
         write_retire = retire & head.is_write
         m.d.sync += writes_in_rob.eq(writes_in_rob + write_alloc - write_retire)
 
         # --- on/off (DESIGN §2 "Timing") -------------------------------------------------------
         with m.If(~on & regs.enable):
-            m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0), issue_next.eq(1)]
+            m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0), issue_next.eq(1),
+                         issue_next2.eq(2 & mask), full_stale.eq(1)]
         # No write is allocated while pqen is 0 (the decision needs it), so
         # the count alone says whether one is outstanding.
         with m.If(on & ~regs.enable & (writes_in_rob == 0)):
