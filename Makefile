@@ -34,3 +34,9 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) *.egg-info
+
+# Every formal proof (rtl/formal), then each broken variant must fail; prints the
+# summary table.  `make test` runs the quick subset (tests/formal).
+formal: $(STAMP)
+	$(PY) -m prifence.formal --defects -j $(JOBS)
+
