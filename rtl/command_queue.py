@@ -22,7 +22,14 @@ from rtl.bus import (
     QueueRegsSignature, queue_status_names,
 )
 
-__all__ = ["CommandQueue"]
+__all__ = ["CommandQueue", "FETCH_TO_EXECUTE", "RESPONSE_BUFFER"]
+
+#: Cycles from the last beat of a command's fetch to its execution when nothing
+#: is ahead of it (the prefetch buffer's registered read).
+FETCH_TO_EXECUTE = 2
+#: ATS.PRGR responses the command queue holds for ``resp`` (handed to the
+#: response path: a disable does not take them back).
+RESPONSE_BUFFER = 2
 
 _COMMAND_BITS = COMMAND_BYTES * 8
 _INDEX_BITS = 16            # 2**16 entries at most (LOG2SZ-1 is clamped to 15)
@@ -199,10 +206,13 @@ class CommandQueue(wiring.Component):
         m.d.comb += issue.eq(run & can_take_ar & room & (fetch_idx != regs.sw_index[:_INDEX_BITS]))
         base = Cat(Const(0, PAGE_SHIFT), regs.base_ppn)
         fetch_addr = (base | (fetch_idx << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
+        # The address register follows fetch_idx whenever it may change, so
+        # its load enable is the AR handshake, not the issue decision.
+        with m.If(can_take_ar):
+            m.d.sync += ar.payload.addr.eq(fetch_addr)
         with m.If(issue):
             m.d.sync += [
                 ar_valid.eq(1),
-                ar.payload.addr.eq(fetch_addr),
                 ar.payload.len.eq(beats - 1),
                 ar.payload.size.eq(bytes_per_beat.bit_length() - 1),
                 fetch_idx.eq((fetch_idx + 1)[:_INDEX_BITS] & mask),
@@ -275,10 +285,8 @@ class CommandQueue(wiring.Component):
             with m.If(discard != 0):
                 m.d.sync += discard.eq(discard - 1)
             with m.Else():
-                m.d.comb += [
-                    buffer.w_en.eq(1),
-                    buffer.w_data.eq(arriving),
-                ]
+                m.d.comb += buffer.w_en.eq(1)
+        m.d.comb += buffer.w_data.eq(arriving)
         popped = buffer.r_en & buffer.r_rdy
         with m.If(flush):
             # Everything not yet arrived belongs to the dropped prefetch; the
@@ -311,7 +319,8 @@ class CommandQueue(wiring.Component):
         # waits on ``resp.ready`` in the same cycle (one response per clock while
         # ``resp`` accepts one per clock).
         resp = self.resp
-        m.submodules.resp_buffer = resp_buffer = fifo.SyncFIFO(width=PrgResponse.as_shape().size, depth=2)
+        m.submodules.resp_buffer = resp_buffer = fifo.SyncFIFO(width=PrgResponse.as_shape().size,
+                                                                depth=RESPONSE_BUFFER)
         m.d.comb += [
             resp.valid.eq(resp_buffer.r_rdy),
             resp.payload.eq(resp_buffer.r_data),

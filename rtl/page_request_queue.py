@@ -301,16 +301,19 @@ class PageRequestQueue(wiring.Component):
         ]
         record_addr = (regs.base_ppn << PAGE_SHIFT) | (issue_idx * PQ_RECORD_BYTES)
 
+        # FIFO data is driven whatever the decision (only the write enables
+        # depend on it), so no data bit is gated by the decision logic.
+        m.d.comb += [
+            aw_fifo.w_data.eq(record_addr[:self.addr_width]),
+            w_fifo.w_data.eq(record),
+            b_order.w_data.eq(tail_idx),
+        ]
         with m.If(decide):
             m.d.comb += rob_w.en.eq(1)
             m.d.sync += tail_ptr.eq(tail_ptr + 1)
             m.d.sync += of_pending.eq(set_of)
             with m.If(write):
-                m.d.comb += [
-                    aw_fifo.w_data.eq(record_addr[:self.addr_width]), aw_fifo.w_en.eq(1),
-                    w_fifo.w_data.eq(record), w_fifo.w_en.eq(1),
-                    b_order.w_data.eq(tail_idx), b_order.w_en.eq(1),
-                ]
+                m.d.comb += [aw_fifo.w_en.eq(1), w_fifo.w_en.eq(1), b_order.w_en.eq(1)]
                 m.d.sync += [issue_idx.eq(issue_next), issue_next.eq(issue_next2),
                              issue_next2.eq((issue_next2 + 1) & mask)]
 
