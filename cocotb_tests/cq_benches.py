@@ -225,19 +225,22 @@ async def inval_ddt_drops_in_flight_context_read(dut):
         return data
 
     tb.ram.read_if._read = held_read
-    # INVAL_DDT is prefetched behind two ATS.PRGRs that cannot both execute
-    # while prg_resp is held.
+    # INVAL_DDT is prefetched behind more ATS.PRGRs than the response buffer
+    # holds, so while prg_resp is held the last of them cannot execute and
+    # cqh stays before the INVAL_DDT until the read is in flight.
     tb.prg.hold()
+    prgrs = RESPONSE_BUFFER + 1
     fetched = len(probe.fetch_last)
-    _, _, inval_index, fence_index = await cq.submit(
-        numbered(0), numbered(1), inval_ddt(dv=1, did=1), iofence(av=1, data=1, addr=SCRATCH))
-    await tb.wait_until(lambda: len(probe.fetch_last) >= fetched + 4, what="the prefetch")
+    *_, inval_index, fence_index = await cq.submit(
+        *(numbered(k) for k in range(prgrs)), inval_ddt(dv=1, did=1),
+        iofence(av=1, data=1, addr=SCRATCH))
+    await tb.wait_until(lambda: len(probe.fetch_last) >= fetched + prgrs + 2, what="the prefetch")
     await tb.device.page_request(did=1, prgi=1, l=1)
     await tb.wait_until(lambda: gated, what="the context read in flight")
     no_pri = tb.write_dc(1, _TC.pack(v=1, en_ats=1))
     assert await cq.head() < inval_index
     tb.prg.release()
-    await tb.wait_until(lambda: len(tb.prg.received) >= 2, what="the two ATS.PRGR responses")
+    await tb.wait_until(lambda: len(tb.prg.received) >= prgrs, what="the ATS.PRGR responses")
     await tb.cycles(30)
     assert await cq.head() > inval_index, "INVAL_DDT did not execute while the read was held"
     assert len(gated) == 1
@@ -246,11 +249,11 @@ async def inval_ddt_drops_in_flight_context_read(dut):
     assert cq.read_u32(SCRATCH) == 1
     # The request whose read was held keeps what it read (a record) or, as the
     # design may re-read, what is in memory; either way it is disposed of.
-    await tb.wait_until(lambda: probe.pq_b or len(tb.prg.received) > 2,
+    await tb.wait_until(lambda: probe.pq_b or len(tb.prg.received) > prgrs,
                         what="the held request disposed of")
     if probe.pq_b:
         await tb.wait_field("pqt", "index", 1)
-    dut._log.info("held request: %s", "recorded" if probe.pq_b else tb.prg.responses()[2:])
+    dut._log.info("held request: %s", "recorded" if probe.pq_b else tb.prg.responses()[prgrs:])
     before, pqt = len(tb.prg.received), await tb.read_reg("pqt")
     fqt = await tb.read_reg("fqt")
     req = request(did=1, prgi=2, l=1)
