@@ -20,6 +20,7 @@ from prifence.formats import (
     DC_BYTES, DDT_INDEX_BITS, PAGE_SHIFT, REG, CommandHeader, DdtpMode, DeviceContextTc, Opcode, ResponseCode, codec,
     reserved_field_names,
 )
+from rtl.command_queue import FETCH_TO_EXECUTE, RESPONSE_BUFFER
 from sw_model.disposition import decide, fq_record, pq_record
 from sw_model.tlm import decode_command
 
@@ -224,19 +225,22 @@ async def inval_ddt_drops_in_flight_context_read(dut):
         return data
 
     tb.ram.read_if._read = held_read
-    # INVAL_DDT is prefetched behind two ATS.PRGRs that cannot both execute
-    # while prg_resp is held.
+    # INVAL_DDT is prefetched behind more ATS.PRGRs than the response buffer
+    # holds, so while prg_resp is held the last of them cannot execute and
+    # cqh stays before the INVAL_DDT until the read is in flight.
     tb.prg.hold()
+    prgrs = RESPONSE_BUFFER + 1
     fetched = len(probe.fetch_last)
-    _, _, inval_index, fence_index = await cq.submit(
-        numbered(0), numbered(1), inval_ddt(dv=1, did=1), iofence(av=1, data=1, addr=SCRATCH))
-    await tb.wait_until(lambda: len(probe.fetch_last) >= fetched + 4, what="the prefetch")
+    *_, inval_index, fence_index = await cq.submit(
+        *(numbered(k) for k in range(prgrs)), inval_ddt(dv=1, did=1),
+        iofence(av=1, data=1, addr=SCRATCH))
+    await tb.wait_until(lambda: len(probe.fetch_last) >= fetched + prgrs + 2, what="the prefetch")
     await tb.device.page_request(did=1, prgi=1, l=1)
     await tb.wait_until(lambda: gated, what="the context read in flight")
     no_pri = tb.write_dc(1, _TC.pack(v=1, en_ats=1))
     assert await cq.head() < inval_index
     tb.prg.release()
-    await tb.wait_until(lambda: len(tb.prg.received) >= 2, what="the two ATS.PRGR responses")
+    await tb.wait_until(lambda: len(tb.prg.received) >= prgrs, what="the ATS.PRGR responses")
     await tb.cycles(30)
     assert await cq.head() > inval_index, "INVAL_DDT did not execute while the read was held"
     assert len(gated) == 1
@@ -245,11 +249,11 @@ async def inval_ddt_drops_in_flight_context_read(dut):
     assert cq.read_u32(SCRATCH) == 1
     # The request whose read was held keeps what it read (a record) or, as the
     # design may re-read, what is in memory; either way it is disposed of.
-    await tb.wait_until(lambda: probe.pq_b or len(tb.prg.received) > 2,
+    await tb.wait_until(lambda: probe.pq_b or len(tb.prg.received) > prgrs,
                         what="the held request disposed of")
     if probe.pq_b:
         await tb.wait_field("pqt", "index", 1)
-    dut._log.info("held request: %s", "recorded" if probe.pq_b else tb.prg.responses()[2:])
+    dut._log.info("held request: %s", "recorded" if probe.pq_b else tb.prg.responses()[prgrs:])
     before, pqt = len(tb.prg.received), await tb.read_reg("pqt")
     fqt = await tb.read_reg("fqt")
     req = request(did=1, prgi=2, l=1)
@@ -576,8 +580,9 @@ async def cqcsr_rules(dut):
 async def disable_abandons_waiting_fence(dut):
     """Disabling the CQ while a fence waits abandons it: IOFENCE.C waiting on a
     held response, and IOFENCE.PD waiting on an unacknowledged PQ record.  No
-    AV store, no fence_w_ip, cqh stays on it; the response already handed to
-    prg_resp is still sent."""
+    AV store, no fence_w_ip, cqh stays on it; the responses already handed to
+    the response path (offered on prg_resp, or waiting in the command queue's
+    response buffer behind it) are still sent."""
     tb, cq, probe = await start(dut)
     # IOFENCE.C behind a held response.
     tb.prg.hold()
@@ -588,11 +593,13 @@ async def disable_abandons_waiting_fence(dut):
     await cq.disable()
     tb.prg.release()
     await tb.cycles(100)
-    assert tb.prg.responses() == [prgr_response(p0)], "the offered response was not sent"
+    assert RESPONSE_BUFFER == 2, "this bench holds one response offered and one behind it"
+    assert tb.prg.responses() == [prgr_response(p0), prgr_response(p1)], \
+        "a response handed to the response path was not sent"
     assert not probe.stores and cq.read_u32(SCRATCH) == 0
     csr = await cq.csr()
     assert csr["fence_w_ip"] == 0 and csr["cqon"] == 0
-    assert await cq.head() == 1 < fence_index
+    assert await cq.head() == fence_index, "cqh left the abandoned fence"
 
     # IOFENCE.PD behind a page request whose record write is not acknowledged.
     await cq.enable()
@@ -615,8 +622,8 @@ async def disable_abandons_waiting_fence(dut):
 @cocotb.test()
 async def iofence_pd_races_page_requests(dut):
     """IOFENCE.PD against a page request accepted a few cycles before, in, and
-    after the cycle the fence executes (no earlier command: the cycle after the
-    last beat of its fetch).  With PQ record acknowledgements held, a request
+    after the cycle the fence executes (no earlier command: FETCH_TO_EXECUTE
+    cycles after the last beat of its fetch).  With PQ record acknowledgements held, a request
     accepted before that cycle holds the fence's AV store back; one accepted in
     it or later does not.  Released, every fence completes with its store."""
     tb, cq, probe = await start(dut, log2sz_1=5)
@@ -639,7 +646,7 @@ async def iofence_pd_races_page_requests(dut):
         await tb.cycles(60)
         assert [a for _, a in probe.fetch_ar[fetches:]] == [slot], "one fetch of the fence expected"
         fetched = [c for c, _ in probe.fetch_last if c >= probe.fetch_ar[fetches][0]]
-        executed = fetched[0] + 1
+        executed = fetched[0] + FETCH_TO_EXECUTE
         offset = accepted - executed
         stored = any(a == addr for _, a in probe.stores)
         seen[offset] = stored

@@ -158,8 +158,11 @@ def cmd_regress(args):
 def cmd_synth(args):
     import json
     from prifence.synth import SynthError, synthesize
+    # Hardware parameters given on the command line override the configuration's.
+    defaults = _rtl_params(build_parser().parse_args(["synth", "--target", args.target]))
+    params = {k: v for k, v in _rtl_params(args).items() if v != defaults[k]}
     try:
-        result = synthesize(args.target, freq_mhz=args.freq, params=_rtl_params(args),
+        result = synthesize(args.target, freq_mhz=args.freq, params=params, config=args.config,
                             core=args.core, progress=not args.json, seed=args.seed)
     except SynthError as exc:
         print(f"prifence synth: {exc}", file=sys.stderr)
@@ -235,6 +238,9 @@ def build_parser():
     p.add_argument("--core", choices=("top", "registers"), default="top",
                    help="what to implement (registers: a small quick configuration)")
     p.add_argument("--seed", type=int, default=1, help="placer seed")
+    p.add_argument("--config", choices=("default", "small"),
+                   help="parameter set of the top (default: ecp5 'default', the DESIGN defaults; "
+                        "ice40 'small', the one that fits a UP5K: see constraints/README.md)")
     _add_rtl_params(p)
     p.set_defaults(func=cmd_synth)
 

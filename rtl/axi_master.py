@@ -123,19 +123,29 @@ class AxiMaster(wiring.Component):
                 can_load = can_load & w_order.w_rdy
             with m.If(valid & ready):
                 m.d.sync += valid.eq(0)
+            # The address, length and size registers load the granted client's
+            # request whenever the register may change (when nothing is granted
+            # they load a request that AxVALID does not offer), so their load
+            # enable is the channel's handshake, not the arbitration.
+            with m.If(can_load):
+                with m.Switch(grant):
+                    for index, c in enumerate(clients):
+                        port = getattr(c, ch)
+                        with m.Case(index):
+                            m.d.sync += [
+                                getattr(axi, f"{ch}addr").eq(port.p.addr),
+                                getattr(axi, f"{ch}len").eq(port.p.len),
+                                getattr(axi, f"{ch}size").eq(port.p.size),
+                            ]
             with m.If(can_load & grant_any):
                 m.d.sync += [valid.eq(1), last.eq(grant), getattr(axi, f"{ch}id").eq(grant)]
                 for index, c in enumerate(clients):
-                    port = getattr(c, ch)
                     with m.If(grant == index):
-                        m.d.comb += port.ready.eq(1)
-                        m.d.sync += [
-                            getattr(axi, f"{ch}addr").eq(port.p.addr),
-                            getattr(axi, f"{ch}len").eq(port.p.len),
-                            getattr(axi, f"{ch}size").eq(port.p.size),
-                        ]
+                        m.d.comb += getattr(c, ch).ready.eq(1)
                 if needs_order:
-                    m.d.comb += [w_order.w_data.eq(grant), w_order.w_en.eq(1)]
+                    m.d.comb += w_order.w_en.eq(1)
+            if needs_order:
+                m.d.comb += w_order.w_data.eq(grant)
 
         # --- W: the head of the AW order owns the channel -----------------------
         w_owner = w_order.r_data

@@ -9,7 +9,7 @@ Everything else is ``cmd_ill``.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, Value, unsigned
-from amaranth.lib import fifo, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
@@ -22,10 +22,24 @@ from rtl.bus import (
     QueueRegsSignature, queue_status_names,
 )
 
-__all__ = ["CommandQueue"]
+__all__ = ["CommandQueue", "FETCH_TO_EXECUTE", "RESPONSE_BUFFER"]
+
+#: Cycles from the last beat of a command's fetch to its execution when nothing
+#: is ahead of it (the prefetch buffer's registered read).
+FETCH_TO_EXECUTE = 2
+#: ATS.PRGR responses the command queue holds for ``resp`` (handed to the
+#: response path: a disable does not take them back).
+RESPONSE_BUFFER = 2
 
 _COMMAND_BITS = COMMAND_BYTES * 8
 _INDEX_BITS = 16            # 2**16 entries at most (LOG2SZ-1 is clamped to 15)
+
+
+#: A prefetched command as buffered: its bits, whether its fetch faulted, and
+#: its decode (done as it arrives, so execution reads flags from registers).
+_BufferedCommand = data.StructLayout({
+    "bits": _COMMAND_BITS, "fault": 1, "legal": 1, "prgr": 1, "inval": 1, "fence_pd": 1,
+})
 
 
 def _any_reserved(view, layout):
@@ -103,14 +117,17 @@ class CommandQueue(wiring.Component):
           fence_w_ip); then WSI=1 pulses fence_w_ip and cqh moves past it.
         * ``IOFENCE.PD``: as IOFENCE.C, and in the cycle every earlier command has
           completed it snapshots ``pr_accepted``; its AV store, fence_w_ip and cqh
-          advance wait until ``pr_retired`` reaches the snapshot (modular compare).
+          advance wait until ``pr_retired`` reaches the snapshot (modular compare, seen
+          one cycle later).
     Latency (measured in ``tests/rtl_cq/figures.py``)
         The cycle in which the last earlier response is accepted on ``resp`` counts as
-        the cycle every earlier command has completed (``IOFENCE.PD`` snapshots
-        ``pr_accepted`` then).  A fence without AV moves cqh in the next cycle; with
-        AV its store is offered in the next cycle and cqh moves in the cycle after
-        the write response.  A fence with no earlier work is executed in the cycle
-        after the last beat of its fetch (cqh moves one cycle later without AV).
+        the cycle every earlier command has completed (``IOFENCE.PD`` takes
+        ``pr_accepted`` as of then); the fence acts in the next cycle.  A fence
+        without AV moves cqh two cycles after that acceptance; with AV its store is
+        offered two cycles after it and cqh moves in the cycle after the write
+        response.  A fence with no earlier work is executed two cycles
+        after the last beat of its fetch (the buffer's registered read), and cqh
+        moves one cycle later without AV.
     """
 
     def __init__(self, *, addr_width=56, data_width=64, prefetch_depth=None):
@@ -149,8 +166,9 @@ class CommandQueue(wiring.Component):
         head = Signal(_INDEX_BITS)             # cqh
         fetch_idx = Signal(_INDEX_BITS)        # next command to fetch
         failed = Signal()                      # an error pulse was raised last cycle
-        mask = Signal(_INDEX_BITS)
-        m.d.comb += mask.eq(((Const(2, _INDEX_BITS + 1) << regs.log2sz_1) - 1)[:_INDEX_BITS])
+        # Registered: cqb (and so the size) changes only while the queue is off.
+        mask = Signal(_INDEX_BITS, init=1)
+        m.d.sync += mask.eq(((Const(2, _INDEX_BITS + 1) << regs.log2sz_1) - 1)[:_INDEX_BITS])
         stopped = regs.status.cqmf | regs.status.cmd_ill | failed
         run = Signal()
         m.d.comb += [
@@ -163,11 +181,13 @@ class CommandQueue(wiring.Component):
         m.d.sync += failed.eq(0)
 
         # --- prefetch buffer ----------------------------------------------------------
-        # One entry per command: the 128 command bits and a fault flag.  Cleared
-        # whenever the queue does not run, so execution never sees a stale command.
+        # One entry per command (:data:`_BufferedCommand`), in a FIFO with a
+        # synchronous read port (block RAM where the device has it) and a
+        # registered output.  Cleared whenever the queue does not run, so
+        # execution never sees a stale command.
         flush = ~run
         m.submodules.buffer = buffer = ResetInserter(flush)(
-            fifo.SyncFIFO(width=_COMMAND_BITS + 1, depth=depth))
+            fifo.SyncFIFOBuffered(width=_BufferedCommand.size, depth=max(depth, 2)))
 
         count_shape = unsigned((2 * depth).bit_length())
         outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
@@ -186,10 +206,13 @@ class CommandQueue(wiring.Component):
         m.d.comb += issue.eq(run & can_take_ar & room & (fetch_idx != regs.sw_index[:_INDEX_BITS]))
         base = Cat(Const(0, PAGE_SHIFT), regs.base_ppn)
         fetch_addr = (base | (fetch_idx << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
+        # The address register follows fetch_idx whenever it may change, so
+        # its load enable is the AR handshake, not the issue decision.
+        with m.If(can_take_ar):
+            m.d.sync += ar.payload.addr.eq(fetch_addr)
         with m.If(issue):
             m.d.sync += [
                 ar_valid.eq(1),
-                ar.payload.addr.eq(fetch_addr),
                 ar.payload.len.eq(beats - 1),
                 ar.payload.size.eq(bytes_per_beat.bit_length() - 1),
                 fetch_idx.eq((fetch_idx + 1)[:_INDEX_BITS] & mask),
@@ -229,6 +252,32 @@ class CommandQueue(wiring.Component):
                 word_fault.eq(low_fault | beat_fault),
             ]
 
+        # --- decode of each command as it arrives -----------------------------------------
+        hdr = CommandHeader(word)
+        arriving_fence = IofenceCmd(word)
+        arriving_inval = InvalDdtCmd(word)
+        arriving_prgr = PrgrCmd(word)
+        is_fence_c = (hdr.opcode == Opcode.IOFENCE_C) & (hdr.func3 == FUNC3_IOFENCE_C)
+        is_fence_pd = (hdr.opcode == Opcode.IOFENCE_PD) & (hdr.func3 == FUNC3_IOFENCE_PD)
+        is_inval = (hdr.opcode == Opcode.IODIR) & (hdr.func3 == FUNC3_INVAL_DDT)
+        is_prgr = (hdr.opcode == Opcode.ATS) & (hdr.func3 == FUNC3_PRGR)
+        # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
+        fence_addr_wide = arriving_fence.addr[self.addr_width - 2:].any()
+        fence_ok = ~_any_reserved(arriving_fence, IofenceCmd) & ~fence_addr_wide
+        inval_ok = (~_any_reserved(arriving_inval, InvalDdtCmd) & (arriving_inval.pid == 0)
+                    & ~(arriving_inval.dv & arriving_inval.did[DDT_INDEX_BITS:].any()))
+        prgr_ok = ~_any_reserved(arriving_prgr, PrgrCmd)
+        arriving = Signal(_BufferedCommand)
+        m.d.comb += [
+            arriving.bits.eq(word),
+            arriving.fault.eq(word_fault),
+            arriving.legal.eq(((is_fence_c | is_fence_pd) & fence_ok)
+                              | (is_inval & inval_ok) | (is_prgr & prgr_ok)),
+            arriving.prgr.eq(is_prgr),
+            arriving.inval.eq(is_inval),
+            arriving.fence_pd.eq(is_fence_pd),
+        ]
+
         outstanding_next = Signal(count_shape)
         m.d.comb += outstanding_next.eq(outstanding + issue - burst_done)
         m.d.sync += outstanding.eq(outstanding_next)
@@ -236,10 +285,8 @@ class CommandQueue(wiring.Component):
             with m.If(discard != 0):
                 m.d.sync += discard.eq(discard - 1)
             with m.Else():
-                m.d.comb += [
-                    buffer.w_en.eq(1),
-                    buffer.w_data.eq(Cat(word, word_fault)),
-                ]
+                m.d.comb += buffer.w_en.eq(1)
+        m.d.comb += buffer.w_data.eq(arriving)
         popped = buffer.r_en & buffer.r_rdy
         with m.If(flush):
             # Everything not yet arrived belongs to the dropped prefetch; the
@@ -255,36 +302,50 @@ class CommandQueue(wiring.Component):
         with m.If(regs.enable & ~on):
             m.d.sync += [head.eq(0), fetch_idx.eq(0)]
 
-        # --- decode of the command at the head of the buffer ------------------------------
-        cmd_bits = buffer.r_data[:_COMMAND_BITS]
-        cmd_fault = buffer.r_data[_COMMAND_BITS]
+        # --- the command at the head of the buffer ----------------------------------------
+        head_cmd = data.View(_BufferedCommand, buffer.r_data)
+        cmd_fault = head_cmd.fault
         have_cmd = buffer.r_rdy
-        hdr = CommandHeader(cmd_bits)
-        fence_cmd = IofenceCmd(cmd_bits)
-        inval_cmd = InvalDdtCmd(cmd_bits)
-        prgr_cmd = PrgrCmd(cmd_bits)
+        legal = head_cmd.legal
+        is_prgr = head_cmd.prgr
+        is_inval = head_cmd.inval
+        is_fence_pd = head_cmd.fence_pd
+        fence_cmd = IofenceCmd(head_cmd.bits)
+        inval_cmd = InvalDdtCmd(head_cmd.bits)
+        prgr_cmd = PrgrCmd(head_cmd.bits)
 
-        is_fence_c = (hdr.opcode == Opcode.IOFENCE_C) & (hdr.func3 == FUNC3_IOFENCE_C)
-        is_fence_pd = (hdr.opcode == Opcode.IOFENCE_PD) & (hdr.func3 == FUNC3_IOFENCE_PD)
-        is_inval = (hdr.opcode == Opcode.IODIR) & (hdr.func3 == FUNC3_INVAL_DDT)
-        is_prgr = (hdr.opcode == Opcode.ATS) & (hdr.func3 == FUNC3_PRGR)
-        # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
-        fence_addr_wide = fence_cmd.addr[self.addr_width - 2:].any()
-        fence_ok = ~_any_reserved(fence_cmd, IofenceCmd) & ~fence_addr_wide
-        inval_ok = (~_any_reserved(inval_cmd, InvalDdtCmd) & (inval_cmd.pid == 0)
-                    & ~(inval_cmd.dv & inval_cmd.did[DDT_INDEX_BITS:].any()))
-        prgr_ok = ~_any_reserved(prgr_cmd, PrgrCmd)
-        legal = Signal()
-        m.d.comb += legal.eq(((is_fence_c | is_fence_pd) & fence_ok)
-                             | (is_inval & inval_ok) | (is_prgr & prgr_ok))
-
-        # --- response register ----------------------------------------------------------
+        # --- response buffer ------------------------------------------------------------
+        # Two entries: an ATS.PRGR is taken while one is free, so taking it never
+        # waits on ``resp.ready`` in the same cycle (one response per clock while
+        # ``resp`` accepts one per clock).
         resp = self.resp
-        resp_valid = Signal()
-        m.d.comb += resp.valid.eq(resp_valid)
-        with m.If(resp.ready):
-            m.d.sync += resp_valid.eq(0)
-        resp_free = ~resp_valid | resp.ready
+        m.submodules.resp_buffer = resp_buffer = fifo.SyncFIFO(width=PrgResponse.as_shape().size,
+                                                                depth=RESPONSE_BUFFER)
+        m.d.comb += [
+            resp.valid.eq(resp_buffer.r_rdy),
+            resp.payload.eq(resp_buffer.r_data),
+            resp_buffer.r_en.eq(resp.ready),
+        ]
+        prgr_resp = Signal(PrgResponse)
+        m.d.comb += [
+            prgr_resp.did.eq(Cat(prgr_cmd.rid, Mux(prgr_cmd.dsv, prgr_cmd.dseg, 0))),
+            prgr_resp.pv.eq(prgr_cmd.pv),
+            prgr_resp.pid.eq(Mux(prgr_cmd.pv, prgr_cmd.pid, 0)),
+            prgr_resp.prgi.eq(prgr_cmd.prgi),
+            prgr_resp.code.eq(prgr_cmd.code),
+            resp_buffer.w_data.eq(prgr_resp),
+        ]
+        # Every earlier command has completed once the buffer is empty: the
+        # fence acts one cycle after the last earlier response is accepted.
+        # That acceptance cycle is still the one IOFENCE.PD counts from, so it
+        # uses the page-request count of the cycle before when it was held up
+        # by a response accepted then.
+        responses_done = ~resp_buffer.r_rdy
+        accepted_last = Signal()
+        accepted_before = Signal(PD_COUNT_WIDTH)
+        fence_held = Signal()
+        m.d.sync += [accepted_last.eq(resp.valid & resp.ready),
+                     accepted_before.eq(self.pr_accepted), fence_held.eq(0)]
 
         # --- fence state -----------------------------------------------------------------
         fence_av = Signal()
@@ -292,7 +353,11 @@ class CommandQueue(wiring.Component):
         fence_data = Signal(32)
         fence_addr = Signal(self.addr_width)
         pd_snapshot = Signal(PD_COUNT_WIDTH)
-        pd_reached = ~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1]
+        # Registered (the subtraction is a carry chain): it lags pr_retired by
+        # a cycle, and is forced low in the first cycle of each drain wait
+        # (when it still compares against the previous snapshot).
+        pd_reached = Signal()
+        m.d.sync += pd_reached.eq(~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1])
 
         aw, w, b = self.store.aw, self.store.w, self.store.b
         aw_valid, w_valid = Signal(), Signal()
@@ -334,23 +399,23 @@ class CommandQueue(wiring.Component):
 
         with m.FSM(name="exec") as exec_fsm:
             with m.State("Exec"):
+                # The fence registers follow the command at the head while
+                # executing, so their load enable is the state, not the decode.
+                m.d.sync += [
+                    fence_av.eq(fence_cmd.av),
+                    fence_wsi.eq(fence_cmd.wsi),
+                    fence_data.eq(fence_cmd.data),
+                    fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
+                ]
                 with m.If(run & have_cmd):
                     with m.If(cmd_fault):
                         fail("cqmf")
                     with m.Elif(~legal):
                         fail("cmd_ill")
                     with m.Elif(is_prgr):
-                        with m.If(resp_free):
+                        with m.If(resp_buffer.w_rdy):
                             pop_and_advance()
-                            m.d.sync += [
-                                resp_valid.eq(1),
-                                resp.payload.did.eq(Cat(prgr_cmd.rid,
-                                                        Mux(prgr_cmd.dsv, prgr_cmd.dseg, 0))),
-                                resp.payload.pv.eq(prgr_cmd.pv),
-                                resp.payload.pid.eq(Mux(prgr_cmd.pv, prgr_cmd.pid, 0)),
-                                resp.payload.prgi.eq(prgr_cmd.prgi),
-                                resp.payload.code.eq(prgr_cmd.code),
-                            ]
+                            m.d.comb += resp_buffer.w_en.eq(1)
                     with m.Elif(is_inval):
                         pop_and_advance()
                         m.d.sync += [
@@ -362,16 +427,16 @@ class CommandQueue(wiring.Component):
                     with m.Else():   # IOFENCE.C or IOFENCE.PD
                         # Every earlier command has completed once the last ATS.PRGR
                         # response (the only earlier work that can still be pending)
-                        # is accepted, at the latest in this cycle.
-                        with m.If(resp_free):
-                            m.d.sync += [
-                                fence_av.eq(fence_cmd.av),
-                                fence_wsi.eq(fence_cmd.wsi),
-                                fence_data.eq(fence_cmd.data),
-                                fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
-                            ]
+                        # has been accepted.
+                        with m.If(~responses_done):
+                            m.d.sync += fence_held.eq(1)
+                        with m.Else():
                             with m.If(is_fence_pd):
-                                m.d.sync += pd_snapshot.eq(self.pr_accepted)
+                                m.d.sync += [
+                                    pd_snapshot.eq(Mux(fence_held & accepted_last,
+                                                       accepted_before, self.pr_accepted)),
+                                    pd_reached.eq(0),
+                                ]
                                 m.next = "DrainWait"
                             with m.Elif(fence_cmd.av):
                                 start_store()

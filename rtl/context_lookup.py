@@ -2,7 +2,7 @@
 # directory (1LVL)", §4 rows "ddtp Off" to "DC misconfigured"; RISC-V IOMMU
 # specification v1.0 §2.3 "Process to locate the Device-context").
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,6 +32,9 @@ ContextFlags = data.StructLayout({"en_ats": 1, "en_pri": 1, "dtf": 1, "prpr": 1}
 #: A request together with its context.
 LookupResult = data.StructLayout({
     "req": PageRequest, "status": ContextStatus, "dc": ContextFlags,
+    # status OK with EN_ATS and EN_PRI: the context lets the request be queued
+    # (registered here so the queue's decision starts from one flip-flop).
+    "usable": 1,
 })
 
 
@@ -41,6 +44,13 @@ def tc_misconfigured(tc):
     reserved = (tc.as_value() & codec(DeviceContextTc).reserved_mask).any()
     return (reserved | (tc.en_pri & ~tc.en_ats) | (tc.prpr & ~tc.en_pri) | tc.t2gpa
             | (tc.dpe & ~tc.pdtv) | tc.gade | tc.sade | tc.sbe | tc.sxl)
+
+
+def _or_all(values):
+    result = values[0]
+    for v in values[1:]:
+        result = result | v
+    return result
 
 
 class ContextLookup(wiring.Component):
@@ -58,7 +68,8 @@ class ContextLookup(wiring.Component):
     i : In(stream.Signature(PageRequest))
     o : Out(stream.Signature(LookupResult))
         The request and its :class:`ContextStatus` (and :data:`ContextFlags`
-        when OK), in the order of ``i``.
+        when OK; ``usable`` is status OK with EN_ATS and EN_PRI), in the order
+        of ``i``.
     mem : Out(MemReadSignature)
         Reads DC dw0 (one 8-byte beat at ``ddtp.PPN << 12 | did[6:0] * 32``).
     ddtp : In(DdtpSignature)
@@ -126,28 +137,41 @@ class ContextLookup(wiring.Component):
         did_index = req.did[:idx_bits]
         too_wide = req.did[idx_bits:].any()
         hits = Cat(*(c_valid[k] & (c_did[k] == did_index) for k in range(n)))
+        # At most one entry holds a device (a context is filled only on a miss,
+        # and requests wait while the miss is in flight), so the hit entry's
+        # flags are an AND-OR, not a priority chain.
         hit_flags = Signal(ContextFlags, name="hit_flags")
-        for k in reversed(range(n)):
-            with m.If(hits[k]):
-                m.d.comb += hit_flags.eq(c_flags[k])
+        hit_terms = [Value.cast(c_flags[k]) & hits[k].replicate(ContextFlags.size) for k in range(n)]
+        m.d.comb += hit_flags.eq(_or_all(hit_terms))
 
         m.d.comb += self.i.ready.eq(~busy & o_free)
         with m.If(self.i.valid & self.i.ready):
             mode = self.ddtp.mode
             with m.If(mode == DdtpMode.BARE):
-                m.d.sync += [o_valid.eq(1), self.o.p.req.eq(req), self.o.p.status.eq(ContextStatus.BARE)]
+                m.d.sync += [o_valid.eq(1),
+                             self.o.p.status.eq(ContextStatus.BARE), self.o.p.usable.eq(0)]
             with m.Elif(mode != DdtpMode.LVL1):
-                m.d.sync += [o_valid.eq(1), self.o.p.req.eq(req), self.o.p.status.eq(ContextStatus.OFF)]
+                m.d.sync += [o_valid.eq(1),
+                             self.o.p.status.eq(ContextStatus.OFF), self.o.p.usable.eq(0)]
             with m.Elif(too_wide):
-                m.d.sync += [o_valid.eq(1), self.o.p.req.eq(req),
-                             self.o.p.status.eq(ContextStatus.TOO_WIDE)]
+                m.d.sync += [o_valid.eq(1),
+                             self.o.p.status.eq(ContextStatus.TOO_WIDE), self.o.p.usable.eq(0)]
             with m.Elif(hits.any()):
-                m.d.sync += [o_valid.eq(1), self.o.p.req.eq(req), self.o.p.status.eq(ContextStatus.OK),
-                             self.o.p.dc.eq(hit_flags)]
+                m.d.sync += [o_valid.eq(1), self.o.p.status.eq(ContextStatus.OK),
+                             self.o.p.dc.eq(hit_flags),
+                             self.o.p.usable.eq(hit_flags.en_ats & hit_flags.en_pri)]
             with m.Else():
-                dc_addr = ((self.ddtp.ppn << PAGE_SHIFT) | (did_index * DC_BYTES))[:self.addr_width]
-                m.d.sync += [busy.eq(1), issued.eq(0), miss_req.eq(req), no_fill.eq(covered(did_index)),
-                             self.mem.ar.p.addr.eq(dc_addr)]
+                m.d.sync += [busy.eq(1), issued.eq(0), no_fill.eq(covered(did_index))]
+        # The request register loads whenever the output may change: the offered
+        # request, or the missed one while its context read is in flight.  Its
+        # load enable is then the output handshake, not the hit logic.
+        with m.If(o_free):
+            m.d.sync += self.o.p.req.eq(Mux(busy, miss_req, req))
+        # The miss registers follow the offered request while no miss is in
+        # flight, so their load enable is one flip-flop, not the hit logic.
+        with m.If(~busy):
+            dc_addr = ((self.ddtp.ppn << PAGE_SHIFT) | (did_index * DC_BYTES))[:self.addr_width]
+            m.d.sync += [miss_req.eq(req), self.mem.ar.p.addr.eq(dc_addr)]
 
         # AR: one 8-byte beat.
         m.d.comb += [
@@ -164,16 +188,17 @@ class ContextLookup(wiring.Component):
         tc = data.View(DeviceContextTc, self.mem.r.p.data[:64])
         fill = Signal(name="cache_fill")
         with m.If(busy & issued & self.mem.r.valid):
-            m.d.sync += [busy.eq(0), o_valid.eq(1), self.o.p.req.eq(miss_req)]
+            m.d.sync += [busy.eq(0), o_valid.eq(1)]
             with m.If(self.mem.r.p.resp != 0):
-                m.d.sync += self.o.p.status.eq(ContextStatus.LOAD_FAULT)
+                m.d.sync += [self.o.p.status.eq(ContextStatus.LOAD_FAULT), self.o.p.usable.eq(0)]
             with m.Elif(~tc.v):
-                m.d.sync += self.o.p.status.eq(ContextStatus.INVALID)
+                m.d.sync += [self.o.p.status.eq(ContextStatus.INVALID), self.o.p.usable.eq(0)]
             with m.Elif(tc_misconfigured(tc)):
-                m.d.sync += self.o.p.status.eq(ContextStatus.MISCONFIGURED)
+                m.d.sync += [self.o.p.status.eq(ContextStatus.MISCONFIGURED), self.o.p.usable.eq(0)]
             with m.Else():
                 flags = Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr)
-                m.d.sync += [self.o.p.status.eq(ContextStatus.OK), self.o.p.dc.eq(flags)]
+                m.d.sync += [self.o.p.status.eq(ContextStatus.OK), self.o.p.dc.eq(flags),
+                             self.o.p.usable.eq(tc.en_ats & tc.en_pri)]
                 m.d.comb += fill.eq(~no_fill & ~covered(miss_req.did[:idx_bits]))
 
         # --- cache updates: invalidations first, a fill never revives one ------------

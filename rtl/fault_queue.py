@@ -30,7 +30,9 @@ class FaultQueue(wiring.Component):
     addr_width, data_width : int
         Of the memory write client.
     depth : int
-        Reports buffered ahead of the writer.
+        Reports buffered ahead of the writer (default 8: a FIFO of 8 maps to
+        block RAM on iCE40 and distributed RAM on ECP5, where 4 would take
+        flip-flops).
 
     Members
     -------
@@ -51,10 +53,11 @@ class FaultQueue(wiring.Component):
       acknowledged OKAY, ``fqt`` moves past it and ``notify`` pulses; a write
       answered otherwise sets ``fqmf`` and ``fqt`` stays.
     * One record is in flight at a time; reports queue in ``depth`` entries and
-      ``i.ready`` drops when they are full.
+      ``i.ready`` drops when they are full.  A report is judged (dropped, fqof,
+      or written) on the queue state of one cycle and acted on in the next.
     """
 
-    def __init__(self, *, addr_width=56, data_width=64, depth=4):
+    def __init__(self, *, addr_width=56, data_width=64, depth=8):
         if not isinstance(depth, int) or depth < 2:
             raise TypeError(f"depth must be an integer of at least 2, not {depth!r}")
         self.addr_width, self.data_width, self.depth = addr_width, data_width, depth
@@ -75,9 +78,13 @@ class FaultQueue(wiring.Component):
         head = data.View(FaultReport, reports.r_data)
 
         fqt = Signal(16, name="fqt")
+        # (fqt + 1) & mask, kept in a register: the full test is one comparison.
+        fqt_next = Signal(16, name="fqt_next", init=1)
         on = Signal(name="fqon")
-        mask = Signal(17, name="fq_mask")
-        m.d.comb += [mask.eq(queue_mask(regs.log2sz_1)), regs.hw_index.eq(fqt), regs.on.eq(on)]
+        # Registered: fqb (and so the size) changes only while the queue is off.
+        mask = Signal(17, name="fq_mask", init=1)
+        m.d.sync += mask.eq(queue_mask(regs.log2sz_1))
+        m.d.comb += [regs.hw_index.eq(fqt), regs.on.eq(on)]
 
         record = Signal(FqRecord, name="fq_record")
         beat = Signal(range(beats + 1), name="fq_beat")
@@ -86,32 +93,45 @@ class FaultQueue(wiring.Component):
         w_done = Signal(name="fq_w_done")
 
         stopped = regs.status.fqmf | regs.status.fqof
-        full = ((fqt + 1) & mask)[:16] == regs.sw_index[:16]
+        full = fqt_next == regs.sw_index[:16]
 
         with m.If(~on & regs.enable & ~writing):
-            m.d.sync += [on.eq(1), fqt.eq(0)]
-        with m.If(on & ~regs.enable & ~writing):
+            m.d.sync += [on.eq(1), fqt.eq(0), fqt_next.eq(1)]
+        # A report is judged in one cycle (the verdict goes to registers) and
+        # acted on in the next, so no path runs from the queue state through
+        # the decision into the register file and the record registers.
+        judged = Signal(name="fq_judged")
+        verdict_drop = Signal(name="fq_verdict_drop")
+        verdict_full = Signal(name="fq_verdict_full")
+        with m.If(on & ~regs.enable & ~writing & ~judged):
             m.d.sync += on.eq(0)
 
-        with m.If(~writing & reports.r_rdy):
+        with m.If(~writing & reports.r_rdy & ~judged):
+            m.d.sync += [judged.eq(1), verdict_drop.eq(~(on & regs.enable) | stopped),
+                         verdict_full.eq(full)]
+        with m.If(judged):
             m.d.comb += reports.r_en.eq(1)
-            with m.If(~(on & regs.enable) | stopped):
+            m.d.sync += judged.eq(0)
+            with m.If(verdict_drop):
                 pass                        # dropped: the queue cannot take records
-            with m.Elif(full):
+            with m.Elif(verdict_full):
                 m.d.comb += regs.set_status.fqof.eq(1)
             with m.Else():
-                addr = (regs.base_ppn << PAGE_SHIFT) | (fqt * FQ_RECORD_BYTES)
-                m.d.sync += [
-                    writing.eq(1), aw_done.eq(0), w_done.eq(0), beat.eq(0),
-                    self.mem.aw.p.addr.eq(addr[:self.addr_width]),
-                    record.cause.eq(head.cause),
-                    record.pv.eq(head.pv),
-                    record.pid.eq(Mux(head.pv, head.pid, 0)),
-                    record.priv.eq(head.pv & head.priv),
-                    record.ttyp.eq(TTYP_PAGE_REQUEST),
-                    record.did.eq(head.did),
-                    record.iotval.eq(IOTVAL_PAGE_REQUEST),
-                ]
+                m.d.sync += [writing.eq(1), aw_done.eq(0), w_done.eq(0), beat.eq(0)]
+        # The record and its address follow the report at the head while no
+        # write is in progress, so their load enable is one flip-flop.
+        with m.If(~writing):
+            addr = (regs.base_ppn << PAGE_SHIFT) | (fqt * FQ_RECORD_BYTES)
+            m.d.sync += [
+                self.mem.aw.p.addr.eq(addr[:self.addr_width]),
+                record.cause.eq(head.cause),
+                record.pv.eq(head.pv),
+                record.pid.eq(Mux(head.pv, head.pid, 0)),
+                record.priv.eq(head.pv & head.priv),
+                record.ttyp.eq(TTYP_PAGE_REQUEST),
+                record.did.eq(head.did),
+                record.iotval.eq(IOTVAL_PAGE_REQUEST),
+            ]
 
         m.d.comb += [
             self.mem.aw.valid.eq(writing & ~aw_done),
@@ -137,7 +157,7 @@ class FaultQueue(wiring.Component):
         with m.If(writing & self.mem.b.valid):
             m.d.sync += writing.eq(0)
             with m.If(self.mem.b.p.resp == 0):
-                m.d.sync += fqt.eq((fqt + 1) & mask)
+                m.d.sync += [fqt.eq(fqt_next), fqt_next.eq((fqt_next + 1) & mask)]
                 m.d.comb += regs.notify.eq(1)
             with m.Else():
                 m.d.comb += regs.set_status.fqmf.eq(1)

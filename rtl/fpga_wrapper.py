@@ -18,8 +18,10 @@ class ScanWrapper(wiring.Component):
     * Every input port of the core is driven from a register of one long
       shift chain fed by ``scan_in`` (one bit per clock), so no input is a
       constant and synthesis cannot prune logic behind it.
-    * Every output port is registered, then folded by a two-stage pipelined
-      XOR tree into ``scan_out``, so every output bit stays observable.
+    * Every output port is folded straight into registered partial parities
+      (one LUT level: 4 bits per LUT), which a second registered stage folds
+      into ``scan_out``, so every output bit stays observable without a
+      capture flip-flop per output bit.
     * ``clk`` clocks the core; ``rst`` (active high) resets it through a
       reset synchroniser, so the reset net starts at a flip-flop and can use
       a global buffer.
@@ -64,12 +66,19 @@ class ScanWrapper(wiring.Component):
             m.d.comb += value.eq(chain[offset:offset + len(value)])
             offset += len(value)
 
-        captured = Signal(sum(len(v) for v in outputs))
-        m.d.sync += captured.eq(Cat(*outputs))
-        # Fold 8 bits per LUT-level group into partial parities, register
-        # them, then fold those: two short stages instead of one deep tree.
-        partial = Signal((len(captured) + 15) // 16)
-        for i in range(len(partial)):
-            m.d.sync += partial[i].eq(captured[16 * i:16 * (i + 1)].xor())
-        m.d.sync += self.scan_out.eq(partial.xor())
+        # Fold the outputs, 4 bits per partial parity (one LUT4 on either
+        # family, so the path from a core flip-flop through an output's logic
+        # gains one LUT level at most), register the partials, then fold
+        # those 16 at a time and again: short registered stages, no capture
+        # flip-flop per output bit.
+        folded = Cat(*outputs)
+        stage = Signal((len(folded) + 3) // 4)
+        for i in range(len(stage)):
+            m.d.sync += stage[i].eq(folded[4 * i:4 * (i + 1)].xor())
+        while len(stage) > 1:
+            nxt = Signal((len(stage) + 15) // 16)
+            for i in range(len(nxt)):
+                m.d.sync += nxt[i].eq(stage[16 * i:16 * (i + 1)].xor())
+            stage = nxt
+        m.d.sync += self.scan_out.eq(stage)
         return m

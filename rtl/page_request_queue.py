@@ -2,8 +2,9 @@
 # and timing, §3 "PQ record"; RISC-V IOMMU specification v1.0 §3.3
 # "Page-Request-Queue").
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
@@ -21,10 +22,19 @@ from .ingress import Ingress
 
 __all__ = ["PageRequestQueue"]
 
-#: One request waiting to retire, in arrival order.
+#: A retired request on its way out: answered on ``resp`` or only counted.
+_OutItem = data.StructLayout({"respond": 1, "resp": PrgResponse})
+
+#: One request waiting to retire, in arrival order.  The response is kept as
+#: decided by the context rows (``resp.code``; Response Failure for a usable
+#: context) with the request's own PV and PASID; ``success`` (the "pqof or
+#: full" row) and the PASID rule are applied as it retires, off the decision's
+#: path.
 _RetireEntry = data.StructLayout({
     "is_write": 1,      # decided "write": waits for its B response
     "respond": 1,       # L=1 and not a Stop Marker: answered unless its record is published
+    "success": 1,       # the "pqof or full" row matched: answered Success
+    "prpr": 1,          # the context has PRPR=1 (0 without a usable context)
     "resp": PrgResponse,
 })
 
@@ -64,7 +74,9 @@ class PageRequestQueue(wiring.Component):
     pr_retired : Out(PD_COUNT_WIDTH)
         Requests retired (mod 2**width): a request retires, in arrival order,
         when its record has been written and ``pqt`` published past it, or it
-        was dropped, or its auto-response was accepted on ``resp``.
+        was dropped, or its auto-response was accepted on ``resp``.  It is
+        counted when it leaves the two-entry output stage: the cycle its
+        response is accepted, else a cycle or more after it was disposed of.
 
     Contract
     --------
@@ -83,15 +95,19 @@ class PageRequestQueue(wiring.Component):
       without a usable context).
     * Records are written at ``pqb.PPN << 12 | index * 16``; ``pqt`` moves past
       a record only when its write has been acknowledged OKAY and every earlier
-      request has retired, and ``notify`` pulses in that cycle.
+      request has retired, and ``notify`` pulses in the next cycle.
     * A record write answered other than OKAY sets ``pqmf`` when it reaches the
-      head of the retire order (``pqt`` stays before it); it and every record
+      head of the retire order (the pulse leaves a cycle later; ``pqt`` stays
+      before it); it and every record
       issued after it are discarded (answered Response Failure when they have
       L=1), and no record is issued from the fault until ``pqmf`` is cleared.
       The next record goes to ``pqt``.
     * ``pqon`` becomes 1 the cycle after ``pqen`` is seen 1 (``pqt`` is zeroed
       then); after ``pqen`` drops it stays 1 until every record decided
       "write" has retired (written and published, or discarded).
+    * A request leaves the lookup only in a cycle where the retire order,
+      the FQ report FIFO and the record FIFOs all have room, whatever its
+      decision needs (the handshake depends on registers only).
     * Back-pressure on ``resp`` holds the retire order and so, once
       ``max_in_flight`` requests wait, the whole path and ``page_req``.
     """
@@ -142,13 +158,25 @@ class PageRequestQueue(wiring.Component):
         on = Signal(name="pqon")
         pqt = Signal(16, name="pqt")                 # published tail
         issue_idx = Signal(16, name="pq_issue_index")  # where the next record goes
-        mask = Signal(17, name="pq_mask")
+        # (issue_idx + 1) & mask, kept in a register so the full test is one
+        # comparison of two registers.
+        issue_next = Signal(16, name="pq_issue_next", init=1)
+        issue_next2 = Signal(16, name="pq_issue_next2", init=2)   # (issue_idx + 2) & mask
+        # Registered: the size changes only with pqb, which is written only
+        # while the queue is off (DESIGN §2), cycles before it can be enabled.
+        mask = Signal(17, name="pq_mask", init=1)
         mf_pending = Signal(name="pq_mf_pending")    # a record write faulted, pqmf not yet set
         writes_in_rob = Signal(ptr_bits + 1, name="pq_writes_in_flight")
-        m.d.comb += [mask.eq(queue_mask(regs.log2sz_1)), regs.hw_index.eq(pqt), regs.on.eq(on)]
+        m.d.sync += mask.eq(queue_mask(regs.log2sz_1))
+        m.d.comb += [regs.hw_index.eq(pqt), regs.on.eq(on)]
 
         # --- retire order (a ring of decided requests) -------------------------------
-        rob = Array(Signal(_RetireEntry.size, name=f"rob{k}") for k in range(depth))
+        # A small RAM (distributed RAM where the device has it): written at the
+        # tail when a request is decided, read asynchronously at the head.  An
+        # entry is read only while occupied, so it needs no reset.
+        m.submodules.rob = rob = Memory(shape=_RetireEntry, depth=depth, init=[])
+        rob_w = rob.write_port()
+        rob_r = rob.read_port(domain="comb")
         head_ptr = Signal(ptr_bits + 1, name="rob_head")
         tail_ptr = Signal(ptr_bits + 1, name="rob_tail")
         b_done = Signal(depth, name="rob_b_done")     # write acknowledged (either way)
@@ -161,8 +189,12 @@ class PageRequestQueue(wiring.Component):
         head_idx = head_ptr[:ptr_bits]
 
         # --- record issue FIFOs ---------------------------------------------------------
-        m.submodules.aw_fifo = aw_fifo = fifo.SyncFIFOBuffered(width=self.addr_width, depth=depth)
-        m.submodules.w_fifo = w_fifo = fifo.SyncFIFOBuffered(width=PqRecord.as_shape().size, depth=depth)
+        # They never hold more than ``depth`` records; at least 8 entries so that
+        # they map to block RAM, not flip-flops, even with a small ``depth``.
+        issue_depth = max(depth, 8)
+        m.submodules.aw_fifo = aw_fifo = fifo.SyncFIFOBuffered(width=self.addr_width, depth=issue_depth)
+        m.submodules.w_fifo = w_fifo = fifo.SyncFIFOBuffered(
+            width=PqRecord.as_shape().size, depth=issue_depth)
         m.submodules.b_order = b_order = fifo.SyncFIFO(width=max(ptr_bits, 1), depth=depth)
 
         # --- decision (DESIGN §4, top to bottom) ------------------------------------------
@@ -177,8 +209,36 @@ class PageRequestQueue(wiring.Component):
         write = Signal(name="decide_write")
         set_of = Signal(name="decide_set_pqof")
         prpr = (status == ContextStatus.OK) & dc.prpr
-        full = ((issue_idx + 1) & mask)[:16] == regs.sw_index[:16]
+        # The full test, from registers: both outcomes of this cycle's
+        # comparison (issue_next, or issue_next2 if a record is issued now)
+        # are registered, and the next cycle picks one.  So it compares with
+        # the pqh of the cycle before (a pqh write takes effect on the queue
+        # in the cycle its write response is offered).  After the index jumps
+        # (enable, or the restart after a fault) decisions wait one cycle.
+        full_if_held = Signal(name="pq_full_if_held")
+        full_if_issued = Signal(name="pq_full_if_issued")
+        issued_last = Signal(name="pq_issued_last")
+        full_stale = Signal(name="pq_full_stale", init=1)
+        m.d.sync += [full_if_held.eq(issue_next == regs.sw_index[:16]),
+                     full_if_issued.eq(issue_next2 == regs.sw_index[:16]),
+                     full_stale.eq(0)]
+        full = Mux(issued_last, full_if_issued, full_if_held)
         mf = regs.status.pqmf | mf_pending
+        # pqof is set through a register (a pulse one cycle after the decision);
+        # of_pending stands for it until the register file shows it.
+        of_pending = Signal(name="pq_of_pending")
+        queue_ok = Signal(name="decide_queue_ok")       # "pqen=0, pqon=0 or pqmf" does not match
+        room = Signal(name="decide_room")               # "pqof or full" does not match
+        success = Signal(name="decide_success")         # the "pqof or full" row matched
+        m.d.comb += [queue_ok.eq(regs.enable & on & ~mf),
+                     room.eq(~regs.status.pqof & ~of_pending & ~full),
+                     write.eq(lk.p.usable & queue_ok & room),
+                     success.eq(lk.p.usable & queue_ok & ~room),
+                     # Only a full queue sets pqof: a request that merely finds
+                     # pqof already set must not undo software's clear in the
+                     # same cycle (DESIGN §2: a set wins), or a request storm
+                     # would keep the PQ stopped after the driver made room.
+                     set_of.eq(success & full)]
 
         rows = [
             (status == ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE, Cause.ALL_INBOUND_DISALLOWED),
@@ -192,41 +252,40 @@ class PageRequestQueue(wiring.Component):
         for k, (cond, row_code, row_cause) in enumerate(rows):
             with (m.If if k == 0 else m.Elif)(cond):
                 m.d.comb += [code.eq(row_code), cause.eq(row_cause), report.eq(1)]
-        with m.Elif(~dc.en_ats | ~dc.en_pri):
+        with m.Elif(~lk.p.usable):                     # EN_ATS=0 or EN_PRI=0
             m.d.comb += [code.eq(ResponseCode.INVALID_REQUEST),
                          cause.eq(Cause.TRANSACTION_TYPE_DISALLOWED), report.eq(~dc.dtf)]
-        with m.Elif(~(regs.enable & on) | mf):
+        with m.Else():      # queue off or pqmf, or written (Success: entry.success)
             m.d.comb += code.eq(ResponseCode.RESPONSE_FAILURE)
-        with m.Elif(regs.status.pqof | full):
-            # Only a full queue sets pqof: a request that merely finds pqof
-            # already set must not undo software's clear in the same cycle
-            # (DESIGN §2: a set wins), or a request storm would keep the PQ
-            # stopped after the driver has made room.
-            m.d.comb += [code.eq(ResponseCode.SUCCESS), set_of.eq(full)]
-        with m.Else():
-            m.d.comb += [code.eq(ResponseCode.RESPONSE_FAILURE), write.eq(1)]
 
-        with_pasid = req.pv & ((code == ResponseCode.RESPONSE_FAILURE) | prpr)
         entry = Signal(_RetireEntry, name="decide_entry")
         m.d.comb += [
             entry.is_write.eq(write),
             entry.respond.eq(respond),
+            entry.success.eq(success),
+            entry.prpr.eq(prpr),
             entry.resp.did.eq(req.did),
-            entry.resp.pv.eq(with_pasid),
-            entry.resp.pid.eq(Mux(with_pasid, req.pid, 0)),
+            entry.resp.pv.eq(req.pv),
+            entry.resp.pid.eq(req.pid),
             entry.resp.prgi.eq(req.prgi),
             entry.resp.code.eq(code),
         ]
 
+        # The decision is taken only when every place it may go has room
+        # (the retire order, the FQ report FIFO, the record FIFOs), so the
+        # handshake with the lookup depends on registers only and not on the
+        # decision itself.
         issue_room = aw_fifo.w_rdy & w_fifo.w_rdy & b_order.w_rdy
+        can_decide = Signal(name="pq_can_decide")
+        m.d.comb += can_decide.eq(rob_free & issue_room & ~full_stale)
         m.d.comb += [
-            self.fault.valid.eq(lk.valid & report & rob_free),
+            self.fault.valid.eq(lk.valid & report & can_decide),
             self.fault.p.did.eq(req.did),
             self.fault.p.pv.eq(req.pv),
             self.fault.p.pid.eq(req.pid),
             self.fault.p.priv.eq(req.priv),
             self.fault.p.cause.eq(cause),
-            lk.ready.eq(rob_free & (~report | self.fault.ready) & (~write | issue_room)),
+            lk.ready.eq(can_decide & self.fault.ready),
         ]
         decide = lk.valid & lk.ready
         record = Signal(PqRecord, name="decide_record")
@@ -242,16 +301,25 @@ class PageRequestQueue(wiring.Component):
         ]
         record_addr = (regs.base_ppn << PAGE_SHIFT) | (issue_idx * PQ_RECORD_BYTES)
 
+        # FIFO data is driven whatever the decision (only the write enables
+        # depend on it), so no data bit is gated by the decision logic.
+        m.d.comb += [
+            aw_fifo.w_data.eq(record_addr[:self.addr_width]),
+            w_fifo.w_data.eq(record),
+            b_order.w_data.eq(tail_idx),
+        ]
         with m.If(decide):
-            m.d.sync += [rob[tail_idx].eq(entry), tail_ptr.eq(tail_ptr + 1)]
-            m.d.comb += regs.set_status.pqof.eq(set_of)
+            m.d.comb += rob_w.en.eq(1)
+            m.d.sync += tail_ptr.eq(tail_ptr + 1)
+            m.d.sync += of_pending.eq(set_of)
             with m.If(write):
-                m.d.comb += [
-                    aw_fifo.w_data.eq(record_addr[:self.addr_width]), aw_fifo.w_en.eq(1),
-                    w_fifo.w_data.eq(record), w_fifo.w_en.eq(1),
-                    b_order.w_data.eq(tail_idx), b_order.w_en.eq(1),
-                ]
-                m.d.sync += issue_idx.eq((issue_idx + 1) & mask)
+                m.d.comb += [aw_fifo.w_en.eq(1), w_fifo.w_en.eq(1), b_order.w_en.eq(1)]
+                m.d.sync += [issue_idx.eq(issue_next), issue_next.eq(issue_next2),
+                             issue_next2.eq((issue_next2 + 1) & mask)]
+
+        with m.If(~decide):
+            m.d.sync += of_pending.eq(0)
+        m.d.comb += regs.set_status.pqof.eq(of_pending)
 
         # --- record writes ------------------------------------------------------------------
         beat = Signal(range(max(beats, 2)), name="pq_beat")
@@ -277,10 +345,15 @@ class PageRequestQueue(wiring.Component):
             m.d.sync += beat.eq(Mux(self.rec_mem.w.p.last, 0, beat + 1))
 
         # --- per-entry flags: allocation, B responses, fault discards -------------------------
-        b_fire = self.rec_mem.b.valid
-        b_idx = b_order.r_data
-        b_fault = self.rec_mem.b.p.resp != 0
-        m.d.comb += b_order.r_en.eq(b_fire)
+        # B responses are registered (with the entry they belong to) before
+        # they touch the per-entry flags: one cycle of latency on publishing,
+        # no path from the AXI port through the flags.
+        b_fire = Signal(name="pq_b_fire")
+        b_idx = Signal.like(b_order.r_data, name="pq_b_index")
+        b_fault = Signal(name="pq_b_fault")
+        m.d.comb += b_order.r_en.eq(self.rec_mem.b.valid)
+        m.d.sync += [b_fire.eq(self.rec_mem.b.valid), b_idx.eq(b_order.r_data),
+                     b_fault.eq(self.rec_mem.b.p.resp != 0)]
         new_bad = Signal(depth, name="rob_bad_next")
         m.d.comb += new_bad.eq(bad)
         first_fault = Signal(name="pq_first_fault")
@@ -302,42 +375,77 @@ class PageRequestQueue(wiring.Component):
         m.d.sync += bad.eq(new_bad)
 
         # --- retire, in arrival order -------------------------------------------------------
-        head = data.View(_RetireEntry, rob[head_idx])
+        m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry), rob_r.addr.eq(head_idx)]
+        head = rob_r.data
         occupied = head_ptr != tail_ptr
         h_done = b_done.bit_select(head_idx, 1)
         h_bad = bad.bit_select(head_idx, 1)
         h_owner = owner.bit_select(head_idx, 1)
+        # A request leaves the retire order once its disposition is final (its
+        # record's write acknowledged, if it has one) into a two-entry output
+        # stage, which answers it on ``resp`` (or not) and only then counts it
+        # in ``pr_retired``.  So the retire order never waits on ``resp.ready``
+        # in the same cycle, and the count still follows arrival order.
+        m.submodules.out = out = fifo.SyncFIFO(width=_OutItem.size, depth=2)
         retire = Signal(name="pq_retire")
         publish = Signal(name="pq_publish")
-        answer = Signal(name="pq_answer")
-        with m.If(occupied):
-            with m.If(head.is_write):
-                with m.If(h_done & ~h_bad):
-                    m.d.comb += [publish.eq(1), retire.eq(1)]
-                with m.Elif(h_done & h_bad):
-                    m.d.comb += answer.eq(head.respond)
-                    m.d.comb += retire.eq(~head.respond | self.resp.ready)
-            with m.Else():
-                m.d.comb += answer.eq(head.respond)
-                m.d.comb += retire.eq(~head.respond | self.resp.ready)
-        m.d.comb += [self.resp.valid.eq(answer), self.resp.p.eq(head.resp)]
+        m.d.comb += retire.eq(occupied & out.w_rdy & (~head.is_write | h_done))
+        m.d.comb += publish.eq(retire & head.is_write & ~h_bad)
+        out_item = Signal(_OutItem, name="pq_out_item")
+        final_code = Mux(head.success, ResponseCode.SUCCESS, head.resp.code)
+        # The PASID goes back when the request had one and the code is
+        # Response Failure or the context has PRPR=1 (DESIGN §4).
+        with_pasid = head.resp.pv & ((final_code == ResponseCode.RESPONSE_FAILURE) | head.prpr)
+        m.d.comb += [
+            out_item.respond.eq(head.respond & ~publish),
+            out_item.resp.did.eq(head.resp.did),
+            out_item.resp.pv.eq(with_pasid),
+            out_item.resp.pid.eq(Mux(with_pasid, head.resp.pid, 0)),
+            out_item.resp.prgi.eq(head.resp.prgi),
+            out_item.resp.code.eq(final_code),
+            out.w_data.eq(out_item),
+            out.w_en.eq(retire),
+        ]
+        leaving = data.View(_OutItem, out.r_data)
+        m.d.comb += [
+            self.resp.valid.eq(out.r_rdy & leaving.respond),
+            self.resp.p.eq(leaving.resp),
+            out.r_en.eq(~leaving.respond | self.resp.ready),
+        ]
+        with m.If(out.r_rdy & out.r_en):
+            m.d.sync += self.pr_retired.eq(self.pr_retired + 1)
 
         with m.If(retire):
-            m.d.sync += [head_ptr.eq(head_ptr + 1), self.pr_retired.eq(self.pr_retired + 1)]
+            m.d.sync += head_ptr.eq(head_ptr + 1)
+        # notify and the pqmf pulse leave through registers: pip is set the
+        # cycle after pqt moves, and pqmf the cycle after the faulting record
+        # retires (mf_pending holds the decisions back until then).
+        notify = Signal(name="pq_notify")
+        m.d.sync += notify.eq(publish)
+        m.d.comb += regs.notify.eq(notify)
         with m.If(publish):
             m.d.sync += pqt.eq((pqt + 1) & mask)
-            m.d.comb += regs.notify.eq(1)
-        with m.If(retire & head.is_write & h_bad & h_owner):
-            m.d.comb += regs.set_status.pqmf.eq(1)
-            m.d.sync += [issue_idx.eq(pqt), mf_pending.eq(0)]
+        # The next record goes to pqt: moved there the cycle the pqmf pulse
+        # leaves (pqmf then holds every decision back, and pqt cannot move,
+        # since every record issued after the faulting one is discarded).
+        restart = Signal(name="pq_restart")
+        m.d.sync += restart.eq(retire & head.is_write & h_bad & h_owner)
+        m.d.comb += regs.set_status.pqmf.eq(restart)
+        with m.If(restart):
+            m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask),
+                         issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0), full_stale.eq(1)]
 
         write_alloc = decide & write
+        m.d.sync += issued_last.eq(write_alloc)
         write_retire = retire & head.is_write
         m.d.sync += writes_in_rob.eq(writes_in_rob + write_alloc - write_retire)
 
         # --- on/off (DESIGN §2 "Timing") -------------------------------------------------------
         with m.If(~on & regs.enable):
-            m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0)]
-        with m.If(on & ~regs.enable & (writes_in_rob == 0) & ~write_alloc):
+            m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0), issue_next.eq(1),
+                         issue_next2.eq(2 & mask), full_stale.eq(1)]
+        # No write is allocated while pqen is 0 (the decision needs it), so
+        # the count alone says whether one is outstanding.
+        with m.If(on & ~regs.enable & (writes_in_rob == 0)):
             m.d.sync += on.eq(0)
         return m

@@ -223,6 +223,18 @@ class RegisterFile(wiring.Component):
 
         strobe = Signal(32)
         m.d.comb += strobe.eq(_strobe_mask(w_strb))
+
+        # Whether a ddtp low-word write would be accepted is worked out in the
+        # arming cycle (the data and the current mode cannot change before the
+        # write), so the write itself is enabled by one flip-flop.
+        ddtp_legal = Signal(name="ddtp_legal")
+        with m.If(aw_full & w_full & ~armed & ~bus.bvalid):
+            f = REG["ddtp"].field("iommu_mode")
+            lane = slice(f.lsb, f.lsb + f.width)
+            mode = (ddtp_mode & ~strobe[lane]) | (w_data[lane] & strobe[lane])
+            m.d.sync += ddtp_legal.eq(
+                ((mode == DdtpMode.OFF) | (mode == DdtpMode.BARE) | (mode == DdtpMode.LVL1)) &
+                ~((ddtp_mode == DdtpMode.LVL1) & (mode == DdtpMode.LVL1)))
         written_ones = Signal(32)           # W1C: a bit is cleared by a strobed 1
         m.d.comb += written_ones.eq(w_data & strobe)
 
@@ -251,13 +263,7 @@ class RegisterFile(wiring.Component):
                 cand = Signal(64, name=f"{name}_candidate")
                 m.d.comb += cand.eq(Cat(merged(value[name].word_select(0, 32)), held))
                 if name == "ddtp":
-                    mode = field_of(cand, reg, "iommu_mode")
-                    legal = Signal(name="ddtp_legal")
-                    m.d.comb += legal.eq(
-                        ((mode == DdtpMode.OFF) | (mode == DdtpMode.BARE) |
-                         (mode == DdtpMode.LVL1)) &
-                        ~((ddtp_mode == DdtpMode.LVL1) & (mode == DdtpMode.LVL1)))
-                    with m.If(legal):
+                    with m.If(ddtp_legal):
                         m.d.sync += [ddtp_mode.eq(mode),
                                      ddtp_ppn.eq(field_of(cand, reg, "ppn"))]
                         m.d.comb += self.ddtp.written.eq(1)

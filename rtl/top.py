@@ -58,6 +58,14 @@ class PrifenceCore(wiring.Component):
         Page-request ingress FIFO depth.
     dc_cache_entries : int
         Device-context cache entries.
+    max_in_flight : int
+        Page requests decided but not yet retired (a power of 2, default 16;
+        :class:`rtl.page_request_queue.PageRequestQueue`).  The default keeps
+        the 0.5 records/clock bound of DESIGN §1 against an 8-cycle memory.
+    prefetch_depth : int or None
+        Commands fetched ahead of execution (:class:`rtl.command_queue.CommandQueue`;
+        default 8 at 64 bits, 16 at 128, which keeps the 0.5 or 1.0 commands/clock
+        bound of DESIGN §1).
 
     Members
     -------
@@ -72,10 +80,12 @@ class PrifenceCore(wiring.Component):
     0 PQ records, 1 FQ records, 2 IOFENCE AV store.
     """
 
-    def __init__(self, *, addr_width=56, data_width=64, ingress_depth=16, dc_cache_entries=8):
+    def __init__(self, *, addr_width=56, data_width=64, ingress_depth=16, dc_cache_entries=8,
+                 max_in_flight=16, prefetch_depth=None):
         _check_params(addr_width, data_width, ingress_depth, dc_cache_entries)
         self.addr_width, self.data_width = addr_width, data_width
         self.ingress_depth, self.dc_cache_entries = ingress_depth, dc_cache_entries
+        self.max_in_flight, self.prefetch_depth = max_in_flight, prefetch_depth
         super().__init__({
             "s_axil": Out(AxiLiteSignature()),
             "m_axi": Out(AxiSignature(addr_width=addr_width, data_width=data_width)),
@@ -91,9 +101,10 @@ class PrifenceCore(wiring.Component):
         m.submodules.axi = axi = AxiMaster(
             read_clients=len(READ_CLIENTS), write_clients=len(WRITE_CLIENTS), **mem)
         m.submodules.pq = pq = PageRequestQueue(
-            ingress_depth=self.ingress_depth, dc_cache_entries=self.dc_cache_entries, **mem)
+            ingress_depth=self.ingress_depth, dc_cache_entries=self.dc_cache_entries,
+            max_in_flight=self.max_in_flight, **mem)
         m.submodules.fq = fq = FaultQueue(**mem)
-        m.submodules.cq = cq = CommandQueue(**mem)
+        m.submodules.cq = cq = CommandQueue(prefetch_depth=self.prefetch_depth, **mem)
         m.submodules.resp_arb = arb = ResponseArbiter()
 
         wiring.connect(m, wiring.flipped(self.s_axil), regs.bus)
@@ -136,10 +147,12 @@ class PrifenceTop(wiring.Component):
     ``sync`` domain: ``rst`` is active-high and synchronous).  Parameters as
     :class:`PrifenceCore`."""
 
-    def __init__(self, *, addr_width=56, data_width=64, ingress_depth=16, dc_cache_entries=8):
+    def __init__(self, *, addr_width=56, data_width=64, ingress_depth=16, dc_cache_entries=8,
+                 max_in_flight=16, prefetch_depth=None):
         _check_params(addr_width, data_width, ingress_depth, dc_cache_entries)
         self.params = dict(addr_width=addr_width, data_width=data_width,
-                           ingress_depth=ingress_depth, dc_cache_entries=dc_cache_entries)
+                           ingress_depth=ingress_depth, dc_cache_entries=dc_cache_entries,
+                           max_in_flight=max_in_flight, prefetch_depth=prefetch_depth)
         members = {}
         members.update(_flat_members("s_axil", AxiLiteSignature()))
         members.update(_flat_members("m_axi", AxiSignature(addr_width=addr_width,
@@ -179,10 +192,12 @@ class PrifenceTop(wiring.Component):
         return m
 
 
-def generate_verilog(*, addr_width=56, data_width=64, ingress_depth=16, dc_cache_entries=8):
+def generate_verilog(*, addr_width=56, data_width=64, ingress_depth=16, dc_cache_entries=8,
+                     max_in_flight=16, prefetch_depth=None):
     """The Verilog text of module ``prifence_top`` for these parameters."""
     top = PrifenceTop(addr_width=addr_width, data_width=data_width,
-                      ingress_depth=ingress_depth, dc_cache_entries=dc_cache_entries)
+                      ingress_depth=ingress_depth, dc_cache_entries=dc_cache_entries,
+                      max_in_flight=max_in_flight, prefetch_depth=prefetch_depth)
     return verilog.convert(top, name=TOP_NAME, emit_src=False)
 
 

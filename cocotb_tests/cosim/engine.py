@@ -21,7 +21,9 @@ run's :class:`~sw_model.engine.Engine` on that bench:
   sample once per cycle while it lasts: ``page_request_accepted`` from the
   ``page_req`` handshake, ``pq_write_issued`` from the RAM's write of a PQ
   slot, ``pq_published``/``request_dropped`` from the retirement of each
-  request (in arrival order; a published record moves pqt),
+  request (in arrival order; a published record moves pqt; a request retires
+  into the PQ's two-entry output stage, so its auto-response, and a drop
+  behind it, follow later in the same order),
   ``prg_response`` with its source (``("auto", seq)`` or ``("prgr", n)``),
   ``fence_completed`` from the IOFENCE AV store, ``command_executed`` from
   cqh moving on, ``cq_error`` from cmd_ill/cqmf rising (with the failing
@@ -80,6 +82,8 @@ class Probe:
     ``retire``   a request retires this cycle (page-request path, arrival order)
     ``publish``  ...and it is a record published (pqt moves past it)
     ``pqt``      the published PQ tail
+    ``out_item`` what the retiring request leaves in the two-entry output
+                 stage before ``prg_resp`` (bit 0: it will be answered)
     ``pick_cmd`` the response arbiter offers the command queue's response
     ``cqh``      the command queue's head
     ``cmd_ill``, ``cqmf``  the cqcsr error bits
@@ -89,6 +93,7 @@ class Probe:
         "retire": ("core", "pq", "pq_retire"),
         "publish": ("core", "pq", "pq_publish"),
         "pqt": ("core", "pq", "pqt"),
+        "out_item": ("core", "pq", "pq_out_item"),
         "pick_cmd": ("core", "resp_arb", "pick_cmd"),
         "cqh": ("core", "cq", "head"),
         "cmd_ill": ("core", "regs", "cmd_ill"),
@@ -218,6 +223,9 @@ class CosimBench:
     def _new_run(self):
         self.accepted = []            # seq -> request
         self.retired = 0
+        # Retired requests still in the PQ's output stage, in order: (seq,
+        # answered).  A drop waits here only behind an earlier answer.
+        self.out_stage = collections.deque()
         self.prgr_sent = 0
         self.pq_base = self.fq_base = self.cq_base = 0
         self.pq_size = self.fq_size = self.cq_size = 1
@@ -339,6 +347,7 @@ class CosimBench:
         valid = dut.prg_resp_valid
         resp_ports = {name: getattr(dut, f"prg_resp_{name}") for name in _RESP_FIELDS}
         retire, publish, pqt, pick_cmd = probe.retire, probe.publish, probe.pqt, probe.pick_cmd
+        out_item = probe.out_item
         while True:
             if not (int(valid.value) or int(retire.value)):
                 await First(RisingEdge(valid), RisingEdge(retire))
@@ -348,16 +357,22 @@ class CosimBench:
             if engine is None or self.in_reset:
                 await FallingEdge(self.clk)
                 continue
-            answered = False
+            # A request retires into the PQ's two-entry output stage (published
+            # records move pqt then); its auto-response leaves the stage later,
+            # in the same order, so an auto-response on prg_resp belongs to the
+            # oldest answered request still in the stage, not to the one
+            # retiring in this cycle.
             if int(valid.value):          # prg_resp_ready is always 1: a transfer
                 resp = {name: int(port.value) for name, port in resp_ports.items()}
                 if int(pick_cmd.value):
                     source = ("prgr", self.prgr_sent)
                     self.prgr_sent += 1
                 else:
-                    source = ("auto", self.retired)
-                    answered = True
+                    self._flush_drops(engine)
+                    seq = self.out_stage.popleft()[0] if self.out_stage else self.retired
+                    source = ("auto", seq)
                 engine.deliver(resp, source)
+                self._flush_drops(engine)
             if int(retire.value):
                 seq = self.retired
                 self.retired += 1
@@ -368,9 +383,19 @@ class CosimBench:
                     record = pq_record(req) if req is not None else int.from_bytes(
                         self.mem.read(addr, PQ_RECORD_BYTES), "little")
                     engine.hook("pq_published", seq, addr, record)
-                elif not answered:
+                elif int(out_item.value) & 1:
+                    self.out_stage.append((seq, True))
+                elif self.out_stage:
+                    self.out_stage.append((seq, False))
+                else:
                     engine.hook("request_dropped", seq)
             await FallingEdge(self.clk)
+
+    def _flush_drops(self, engine):
+        """Report the dropped requests now at the front of the output stage
+        (the answers before them have left)."""
+        while self.out_stage and not self.out_stage[0][1]:
+            engine.hook("request_dropped", self.out_stage.popleft()[0])
 
 
     # --- the command queue: executions and errors ------------------------------------------
