@@ -261,14 +261,17 @@ def synthesize(target, *, freq_mhz=None, params=None, core="top", config=None, w
     if t.name == "ecp5":
         text = re.sub(r'FREQUENCY PORT "clk" [0-9.]+ MHz;', f'FREQUENCY PORT "clk" {freq} MHz;', text)
     constraints.write_text(text)
-    cmd = [_tool(t.nextpnr), *t.nextpnr_args, "--json", str(work / "top.json"),
-           t.constraint_flag, str(constraints), "--freq", str(freq),
-           "--report", str(work / "report.json"), "--seed", str(seed), "--timing-allow-fail",
+    # Paths relative to the work folder, run from it: the WebAssembly tools see
+    # only the folder they are started in (absolute paths elsewhere, e.g. under
+    # /tmp, do not open).
+    cmd = [_tool(t.nextpnr), *t.nextpnr_args, "--json", "top.json",
+           t.constraint_flag, constraints.name, "--freq", str(freq),
+           "--report", "report.json", "--seed", str(seed), "--timing-allow-fail",
            "--router", router or t.router]
     if progress:
         print(f"placing and routing at {freq:.1f} MHz ...", file=sys.stderr, flush=True)
     try:
-        _run(cmd, work / "nextpnr.log", progress=progress)
+        _run(cmd, work / "nextpnr.log", progress=progress, cwd=work)
     except SynthError as exc:
         log = (work / "nextpnr.log").read_text(errors="replace")
         if "Unable to place" in log or "Design uses" in log or "utilisation" in log.lower():
