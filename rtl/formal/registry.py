@@ -45,7 +45,9 @@ PROOFS = (
           broken=lambda: defects.pq_ack_at_issue(make_pq)),
     Proof(name="pq_stopped_no_write",
           statement="with pqmf or pqof set (or pqen 0) nothing is written",
-          harness=_pq("pq_stopped_no_write"), method="bmc", depth=16, why=_PQ_WHY,
+          harness=_pq("pq_stopped_no_write"), method="bmc", depth=20,
+          why=_PQ_WHY.replace("16 cycles", "20 cycles (the registered decision stages "
+                              "take four more cycles to reach a stopped-queue write)"),
           defect="pqmf and pqof are ignored",
           broken=lambda: defects.pq_ignores_stop_bits(make_pq)),
     Proof(name="pq_auto_response",
