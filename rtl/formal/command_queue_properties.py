@@ -29,7 +29,9 @@ from prifence.formats import (
 from rtl.bus import PD_COUNT_WIDTH
 from rtl.command_queue import CommandQueue
 
-from .env import ShadowFifo, any_const, any_seq, check, cover, hold_reset_low, modular_ge
+from .env import (
+    ShadowFifo, any_const, any_seq, check, cover, hold_reset_low, modular_ge, software_queue,
+)
 
 __all__ = ["CommandQueueProperties", "CQ_CHECKS", "make_block", "command_legal"]
 
@@ -77,24 +79,13 @@ class CommandQueueProperties(Elaboratable):
         chk = self.check
 
         # --- software ----------------------------------------------------------------
-        log2sz_1 = any_const(1)
-        mask = Signal(2, name="sw_mask")
-        m.d.comb += mask.eq(Mux(log2sz_1, 3, 1))
-        base = any_const(_ADDR_WIDTH - 12)
+        mask, base, enable, enabling = software_queue(m, regs, addr_width=_ADDR_WIDTH)
         on = regs.on
-        # xqen changes only while the queue is not busy (xqen = xqon): a csr
-        # write while busy is ignored whole (DESIGN §2 "Timing").
-        enable = Signal(name="sw_enable")
-        toggle = any_seq(1) & (enable == on)
-        with m.If(toggle):
-            m.d.sync += enable.eq(~enable)
-        enabling = toggle & ~enable            # the error bits clear with it
         cqh = Signal(2, name="hw_cqh")
         m.d.comb += cqh.eq(regs.hw_index[:2])
         cqt = Signal(2, name="sw_cqt")
         status = {name: Signal(name=f"sw_{name}") for name in ("cqmf", "cmd_ill", "fence_w_ip")}
-        m.d.comb += [regs.enable.eq(enable), regs.base_ppn.eq(base), regs.log2sz_1.eq(log2sz_1),
-                     regs.sw_index.eq(cqt)]
+        m.d.comb += regs.sw_index.eq(cqt)
         restart = enable & ~on
         for name, bit in status.items():
             m.d.comb += getattr(regs.status, name).eq(bit)

@@ -11,7 +11,7 @@ cells.  The state at the first cycle is the reset state (every register's
 """
 
 from amaranth.asserts import AnyConst, AnySeq
-from amaranth.hdl import Assert, Assume, Cover, ResetSignal, Signal
+from amaranth.hdl import Assert, Assume, Cover, Mux, ResetSignal, Signal
 
 __all__ = [
     "any_seq", "any_const", "hold_reset_low", "check", "cover", "assume",
@@ -94,3 +94,23 @@ class ShadowFifo:
             with m.Elif(self._pop):
                 m.d.sync += e[k].eq(shifted)
         m.d.sync += self.count.eq(self.count + self._push - self._pop)
+
+
+def software_queue(m, regs, *, addr_width):
+    """Free software side of a queue's register port, as the register file
+    gives it: a ring of 2 or 4 entries (``log2sz_1``), a fixed base, and
+    xqen toggled only while the queue is not busy (xqen = xqon: a csr write
+    while busy is ignored whole, DESIGN §2 "Timing").  Drives ``regs.enable``,
+    ``regs.base_ppn`` and ``regs.log2sz_1``; returns ``(mask, base, enable,
+    enabling)`` where ``enabling`` is the cycle xqen goes 0→1 (the error bits
+    clear with it)."""
+    log2sz_1 = any_const(1)
+    mask = Signal(2, name="sw_mask")
+    m.d.comb += mask.eq(Mux(log2sz_1, 3, 1))
+    base = any_const(addr_width - 12)
+    enable = Signal(name="sw_enable")
+    toggle = any_seq(1) & (enable == regs.on)
+    with m.If(toggle):
+        m.d.sync += enable.eq(~enable)
+    m.d.comb += [regs.enable.eq(enable), regs.base_ppn.eq(base), regs.log2sz_1.eq(log2sz_1)]
+    return mask, base, enable, toggle & ~enable

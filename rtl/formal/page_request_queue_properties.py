@@ -34,7 +34,9 @@ from prifence.formats import (
 from rtl.context_lookup import tc_misconfigured
 from rtl.page_request_queue import PageRequestQueue
 
-from .env import ShadowFifo, any_const, any_seq, assume, check, cover, hold_reset_low
+from .env import (
+    ShadowFifo, any_const, any_seq, assume, check, cover, hold_reset_low, software_queue,
+)
 
 __all__ = ["PageRequestQueueProperties", "PQ_CHECKS"]
 
@@ -69,24 +71,13 @@ class PageRequestQueueProperties(Elaboratable):
         chk = self.check
 
         # --- software: registers ------------------------------------------------
-        log2sz_1 = any_const(1)
-        mask = Signal(2, name="sw_mask")
-        m.d.comb += mask.eq(Mux(log2sz_1, 3, 1))
-        base = any_const(_ADDR_WIDTH - 12)
+        mask, base, enable, enabling = software_queue(m, regs, addr_width=_ADDR_WIDTH)
         pqh = Signal(2, name="sw_pqh")
         pqmf, pqof = Signal(name="sw_pqmf"), Signal(name="sw_pqof")
         on = regs.on
-        # xqen changes only while the queue is not busy (xqen = xqon): a csr
-        # write while busy is ignored whole (DESIGN §2 "Timing").
-        enable = Signal(name="sw_enable")
-        toggle = any_seq(1) & (enable == on)
-        with m.If(toggle):
-            m.d.sync += enable.eq(~enable)
-        enabling = toggle & ~enable            # the error bits clear with it
         pqt = Signal(2, name="hw_pqt")
         m.d.comb += pqt.eq(regs.hw_index[:2])
         m.d.comb += [
-            regs.enable.eq(enable), regs.base_ppn.eq(base), regs.log2sz_1.eq(log2sz_1),
             regs.sw_index.eq(pqh), regs.status.pqmf.eq(pqmf), regs.status.pqof.eq(pqof),
         ]
         check(m, (regs.hw_index & ~Cat(mask, Const(0, 30))) == 0)
