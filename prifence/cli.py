@@ -161,6 +161,17 @@ def cmd_synth(args):
     # Hardware parameters given on the command line override the configuration's.
     defaults = _rtl_params(build_parser().parse_args(["synth", "--target", args.target]))
     params = {k: v for k, v in _rtl_params(args).items() if v != defaults[k]}
+    if args.paths is not None:
+        from prifence import logic_depth
+        from prifence.synth import netlist
+        try:
+            work = netlist(args.target, params=params, config=args.config, core=args.core,
+                           progress=not args.json)
+        except SynthError as exc:
+            print(f"prifence synth: {exc}", file=sys.stderr)
+            return 1
+        return logic_depth.main([str(work / "top.json"), "--top", str(args.paths)]
+                                + (["--summary"] if args.paths == 0 else []))
     try:
         result = synthesize(args.target, freq_mhz=args.freq, params=params, config=args.config,
                             core=args.core, progress=not args.json, seed=args.seed)
@@ -238,6 +249,9 @@ def build_parser():
     p.add_argument("--core", choices=("top", "registers"), default="top",
                    help="what to implement (registers: a small quick configuration)")
     p.add_argument("--seed", type=int, default=1, help="placer seed")
+    p.add_argument("--paths", type=int, metavar="N",
+                   help="synthesise only (no place and route) and list the N deepest "
+                        "register-to-register paths by estimated delay (0: the worst per block)")
     p.add_argument("--config", choices=("default", "small"),
                    help="parameter set of the top (default: ecp5 'default', the DESIGN defaults; "
                         "ice40 'small', the one that fits a UP5K: see constraints/README.md)")

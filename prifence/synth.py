@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ["TARGETS", "CONFIGS", "SynthResult", "SynthError", "synthesize", "last_results",
+__all__ = ["TARGETS", "CONFIGS", "SynthResult", "SynthError", "netlist", "synthesize", "last_results",
            "relax_fifo_collisions"]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -208,14 +208,7 @@ def _critical_path(report):
             "through " + " -> ".join(blocks)]
 
 
-def synthesize(target, *, freq_mhz=None, params=None, core="top", config=None, workdir=None,
-               progress=True, seed=1, router=None):
-    """Synthesise and place/route ``core`` for ``target``; return a :class:`SynthResult`.
-
-    The top level's parameters are those of ``config`` (a name in
-    :data:`CONFIGS`; the target's own by default), updated by ``params``.
-    Raises :class:`SynthError` if a tool fails or the design does not fit.
-    """
+def _resolve(target, config, params, freq_mhz):
     try:
         t = TARGETS[target]
     except KeyError:
@@ -227,21 +220,29 @@ def synthesize(target, *, freq_mhz=None, params=None, core="top", config=None, w
     freq = float(freq_mhz or t.default_mhz)
     if freq <= 0:
         raise SynthError(f"frequency must be positive, not {freq}")
+    return t, config, params, freq
+
+
+def netlist(target, *, params=None, core="top", config=None, workdir=None, progress=True):
+    """Synthesise ``core`` for ``target`` (yosys only, no place and route).
+
+    Returns the work folder, which holds ``top.json`` (the netlist) and
+    ``stat.json``.  The netlist is reused when neither the design nor the
+    synthesis script changed since the last run in that folder.
+    """
+    t, config, params, _ = _resolve(target, config, params, None)
     from amaranth.back import rtlil
     from rtl.fpga_wrapper import ScanWrapper
 
     work = Path(workdir or REPO / "build" / "synth" / f"{target}-{core}")
     work.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
     wrapper = ScanWrapper(_core(core, params))
     il = relax_fifo_collisions(rtlil.convert(wrapper, name="top"))
     (work / "top.il").write_text(il)
 
     script = (f"read_rtlil top.il; {t.synth} -top top -json top.json; "
               f"tee -q -o stat.json stat -json")
-    # The netlist is reused when neither the design nor the synthesis script
-    # changed since the last run in this folder (a new clock constraint or
-    # placer seed only reruns place and route).
+    # A new clock constraint or placer seed only reruns place and route.
     stamp = hashlib.sha256((script + "\n" + il).encode()).hexdigest()
     stamp_file = work / "yosys.stamp"
     cached = (stamp_file.exists() and stamp_file.read_text() == stamp
@@ -255,6 +256,21 @@ def synthesize(target, *, freq_mhz=None, params=None, core="top", config=None, w
         stamp_file.write_text(stamp)
     elif progress:
         print(f"netlist of {core} unchanged: reusing {work / 'top.json'}", file=sys.stderr, flush=True)
+    return work
+
+
+def synthesize(target, *, freq_mhz=None, params=None, core="top", config=None, workdir=None,
+               progress=True, seed=1, router=None):
+    """Synthesise and place/route ``core`` for ``target``; return a :class:`SynthResult`.
+
+    The top level's parameters are those of ``config`` (a name in
+    :data:`CONFIGS`; the target's own by default), updated by ``params``.
+    Raises :class:`SynthError` if a tool fails or the design does not fit.
+    """
+    t, config, params, freq = _resolve(target, config, params, freq_mhz)
+    start = time.monotonic()
+    work = netlist(target, params=params, core=core, config=config, workdir=workdir,
+                   progress=progress)
 
     constraints = work / Path(t.constraints).name
     text = (REPO / t.constraints).read_text()
