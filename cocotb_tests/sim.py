@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parent.parent
 #: Where builds are cached (``PRIFENCE_SIM_BUILD`` overrides).
 BUILD_ROOT = Path(os.environ.get("PRIFENCE_SIM_BUILD", REPO / "build" / "sim"))
 TOP = "prifence_top"
-DEFAULT_PARAMS = {"addr_width": 56, "data_width": 64, "ingress_depth": 16, "dc_cache_entries": 8}
+DEFAULT_PARAMS = {"addr_width": 56, "data_width": 64, "ingress_depth": 16, "dc_cache_entries": 8,
+                  "max_in_flight": 16, "prefetch_depth": None}
 #: Amaranth's Verilog trips these warnings even without -Wall (rtl/lint.vlt says why they
 #: are code-generation idioms); lint is checked on its own (rtl.top.lint_verilog).
 BUILD_ARGS = ("-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-fatal", "-O2")

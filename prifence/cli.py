@@ -31,6 +31,20 @@ def _positive_int(text):
     return value
 
 
+def _power_of_two(text):
+    value = _positive_int(text)
+    if value < 2 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of 2 of at least 2, not {value}")
+    return value
+
+
+def _addr_width(text):
+    value = int(text)
+    if not 32 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be in 32..64, not {value}")
+    return value
+
+
 def _add_rtl_params(p):
     g = p.add_argument_group("hardware parameters")
     g.add_argument("--data-width", type=int, choices=(64, 128), default=64,
@@ -39,11 +53,18 @@ def _add_rtl_params(p):
                    help="ingress FIFO depth (default 16)")
     g.add_argument("--dc-cache-entries", type=_positive_int, default=8,
                    help="device-context cache entries (default 8)")
+    g.add_argument("--addr-width", type=_addr_width, default=56,
+                   help="memory address width in bits, 32..64 (default 56)")
+    g.add_argument("--max-in-flight", type=_power_of_two, default=16,
+                   help="page requests decided but not yet retired, a power of 2 (default 16)")
+    g.add_argument("--prefetch-depth", type=_positive_int, default=None,
+                   help="commands the command queue fetches ahead (default 8)")
 
 
 def _rtl_params(args):
     return {"data_width": args.data_width, "ingress_depth": args.ingress_depth,
-            "dc_cache_entries": args.dc_cache_entries}
+            "dc_cache_entries": args.dc_cache_entries, "addr_width": args.addr_width,
+            "max_in_flight": args.max_in_flight, "prefetch_depth": args.prefetch_depth}
 
 
 def cmd_verilog(args):

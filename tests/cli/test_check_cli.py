@@ -42,6 +42,30 @@ def test_bad_usage(capsys, tmp_path, argv, message):
     assert not list(tmp_path.iterdir())           # nothing ran
 
 
+@pytest.mark.parametrize("argv, message", [
+    (("--max-in-flight", "3"), "must be a power of 2"),
+    (("--addr-width", "20"), "must be in 32..64"),
+    (("--prefetch-depth", "0"), "must be positive"),
+])
+def test_bad_hardware_parameters(capsys, tmp_path, argv, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["verilog", "-o", str(tmp_path / "top.v"), *argv])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_verilog_of_another_configuration(capsys, tmp_path):
+    """The hardware parameters reach the generated top level (a 32-bit address
+    narrows the AXI address ports)."""
+    out = tmp_path / "top.v"
+    status, _, err = run(capsys, "verilog", "-o", str(out), "--addr-width", "32",
+                         "--max-in-flight", "4", "--dc-cache-entries", "2")
+    assert status == 0, err
+    text = out.read_text()
+    assert "output [31:0] m_axi_awaddr" in text and "output [31:0] m_axi_araddr" in text
+
+
 def test_broken_policy_files(capsys, tmp_path):
     broken = write(tmp_path, "broken.py", "import sw_model.driver\ndef broken(:\n")
     plain = write(tmp_path, "plain.py", "class NotADriver:\n    pass\n")
