@@ -76,10 +76,10 @@ class AxiMaster(wiring.Component):
       (AxVALID never depends on AxREADY).  AW is offered only while the AW
       order (``w_order_depth`` bursts) has room.
     * W beats follow AW order: the client whose AW was granted first sends its
-      whole burst first.  A granted AW joins the order in the cycle after it
-      is granted, and the head of the order owns W from the cycle after that.
-      A client may present W before its AW is taken; the master forwards it
-      once that burst is at the head of the AW order, without a bubble
+      whole burst first.  A granted AW joins the order as it is granted, and
+      the head of the order owns W from the cycle after.  A client may
+      present W before its AW is taken; the master forwards it once that
+      burst is at the head of the AW order, without a bubble
       between back-to-back bursts (a W beat every cycle when the clients and
       the slave allow).  W goes through a skid buffer: ``wvalid``/``wdata``/
       ``wstrb``/``wlast`` are flip-flops, and a client's ``w.ready`` is
@@ -139,11 +139,10 @@ class AxiMaster(wiring.Component):
         # ``order_valid`` is a thermometer code of the occupancy.
         order = [Signal(self.write_clients, name=f"w_order_{k}") for k in range(depth)]
         order_valid = Signal(depth, name="w_order_valid")
-        # A granted AW enters the order in the cycle after (from registers).
+        # A granted AW enters the order as it is granted.
         order_push = Signal(self.write_clients, name="w_order_push")
         order_push_any = Signal(name="w_order_push_any")
-        # Room for one more AW beside the one that may be entering.
-        order_room = ~order_valid[depth - 2]
+        order_room = ~order_valid[depth - 1]
 
         for ch, clients, needs_order in (("aw", self.write, True), ("ar", self.read, False)):
             valid = getattr(axi, f"{ch}valid")
@@ -174,7 +173,7 @@ class AxiMaster(wiring.Component):
                         _one_hot_mux(turn, [Const(i, AXI_ID_WIDTH) for i in range(count)])),
                 ]
             if needs_order:
-                m.d.sync += [order_push.eq(Cat(*taken)), order_push_any.eq(Cat(*taken).any())]
+                m.d.comb += [order_push.eq(Cat(*taken)), order_push_any.eq(Cat(*taken).any())]
 
         # --- W: the head of the AW order owns the channel -----------------------
         # The beats pass through a skid buffer: ``m_axi_w*`` come from the
