@@ -88,11 +88,8 @@ class AxiMaster(wiring.Component):
     * AWBURST/ARBURST are INCR, AxLOCK 0, AxCACHE :data:`AXI_CACHE`, AxPROT
       :data:`AXI_PROT`, AxQOS 0.  Clients keep their bursts within 4 KiB and
       at most 4 beats (the master passes ``len`` and ``size`` through).
-    * The master holds no R response: ``rready`` is the addressed client's
-      ``ready``.  B responses pass through a register: ``bready`` is always
-      1 and the addressed client sees ``b.valid`` for one cycle, the cycle
-      after the handshake (clients keep ``b.ready`` high while they wait for
-      a response, rtl/bus.py).
+    * The master holds no response: ``rready``/``bready`` are the addressed
+      client's ``ready``.
     """
 
     def __init__(self, *, read_clients=1, write_clients=1, addr_width=56, data_width=64,
@@ -222,16 +219,14 @@ class AxiMaster(wiring.Component):
                     m.d.sync += order_valid[k].eq(below_valid)
 
         # --- responses, routed by ID ---------------------------------------------
-        # B goes through a register (its valid reaches the clients' response
-        # logic from a flip-flop); every client keeps ``b.ready`` high while it
-        # waits for a response (rtl/bus.py), so BREADY is always high.
+        # The master holds no response: routing R and B by ID is the only
+        # logic between the slave's response and the client (a register here
+        # would add a cycle to every AV=1 fence).
         m.d.comb += [axi.bready.eq(1), axi.rready.eq(1)]
-        b_resp = Signal(2, name="b_resp")
-        m.d.sync += b_resp.eq(axi.bresp)
         for index, c in enumerate(self.write):
-            b_valid = Signal(name=f"b_valid_{index}")
-            m.d.sync += b_valid.eq(axi.bvalid & (axi.bid == index))
-            m.d.comb += [c.b.valid.eq(b_valid), c.b.p.resp.eq(b_resp)]
+            m.d.comb += [c.b.valid.eq(axi.bvalid & (axi.bid == index)), c.b.p.resp.eq(axi.bresp)]
+            with m.If(axi.bid == index):
+                m.d.comb += axi.bready.eq(c.b.ready)
         for index, c in enumerate(self.read):
             m.d.comb += [
                 c.r.valid.eq(axi.rvalid & (axi.rid == index)),

@@ -53,7 +53,8 @@ class FaultQueue(wiring.Component):
       is dropped and ``fqof`` is set.  Otherwise the record is written (TTYP 9,
       iotval 0x04; PID and PRIV are 0 when PV is 0) and, once its write is
       acknowledged OKAY, ``fqt`` moves past it and ``notify`` pulses; a write
-      answered otherwise sets ``fqmf`` and ``fqt`` stays.
+      answered otherwise sets ``fqmf`` and ``fqt`` stays (in the cycle after
+      the response).
     * One record is in flight at a time; reports queue in ``depth`` entries and
       ``i.ready`` drops when they are full.  A report is judged (dropped, fqof,
       or written) on the queue state of one cycle and acted on in the next.
@@ -157,9 +158,14 @@ class FaultQueue(wiring.Component):
                          record.eq(record.as_value() >> self.data_width)]
             with m.If(w_last):
                 m.d.sync += w_valid.eq(0)
-        with m.If(writing & self.mem.b.valid):
+        # The write response is registered and acted on in the next cycle,
+        # so the response routing does not reach fqt and the register file.
+        b_seen = Signal(name="fq_b_seen")
+        b_okay = Signal(name="fq_b_okay")
+        m.d.sync += [b_seen.eq(writing & self.mem.b.valid), b_okay.eq(self.mem.b.p.resp == 0)]
+        with m.If(b_seen):
             m.d.sync += writing.eq(0)
-            with m.If(self.mem.b.p.resp == 0):
+            with m.If(b_okay):
                 m.d.sync += [fqt.eq(fqt_next), fqt_next.eq((fqt_next + 1) & mask)]
                 m.d.comb += regs.notify.eq(1)
             with m.Else():
