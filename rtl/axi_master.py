@@ -1,8 +1,8 @@
 # The AXI4 memory master of prifence (DESIGN.md §1 "m_axi_*", §2 "AXI4 master"):
 # it multiplexes the blocks' memory client ports (rtl/bus.py) onto one AXI4 port.
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import fifo, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .bus import AXI_ID_WIDTH, AxiSignature, MemReadSignature, MemWriteSignature
@@ -17,21 +17,29 @@ AXI_CACHE = 0b0011
 AXI_PROT = 0b011
 
 
-def _round_robin(m, name, requests, last):
-    """Pick the first requesting client after ``last`` (round-robin).
+def _one_hot_mux(selects, values):
+    """AND-OR multiplexer: ``values[i]`` where the one-hot ``selects[i]`` is set."""
+    out = 0
+    for select, value in zip(selects, values):
+        out = out | (value & select.replicate(len(value)))
+    return out
 
-    Returns ``(any, index)`` signals, both combinational."""
+
+def _next_turn(m, name, requests, turn):
+    """Round-robin: the one-hot ``turn`` moves to the first requesting client
+    after it (itself last); it stays where it is when nothing is requested.
+
+    Returns the next value of ``turn`` (combinational)."""
     count = len(requests)
-    grant_any = Signal(name=f"{name}_any")
-    grant = Signal(range(max(count, 2)), name=f"{name}_grant")
-    with m.Switch(last):
-        for prev in range(count):
-            with m.Case(prev):
-                order = [(prev + 1 + k) % count for k in range(count)]
-                for k, client in enumerate(order):
-                    with (m.If if k == 0 else m.Elif)(requests[client]):
-                        m.d.comb += [grant_any.eq(1), grant.eq(client)]
-    return grant_any, grant
+    nxt = Signal(count, name=f"{name}_next_turn")
+    m.d.comb += nxt.eq(turn)
+    for prev in range(count):
+        with m.If(turn[prev]):
+            order = [(prev + 1 + k) % count for k in range(count)]
+            for k, client in enumerate(order):
+                with (m.If if k == 0 else m.Elif)(requests[client]):
+                    m.d.comb += nxt.eq(1 << client)
+    return nxt
 
 
 class AxiMaster(wiring.Component):
@@ -60,14 +68,23 @@ class AxiMaster(wiring.Component):
       responses are routed back by ID, so every client sees its own responses
       in the order it issued its requests.  A response with an ID that names no
       client is accepted and dropped.
-    * Address channels are granted round-robin among the clients that have a
-      request; a granted request sits in an output register until the slave
-      takes it (AxVALID never depends on AxREADY).
+    * Address channels are granted round-robin: each channel offers its
+      ``ready`` to one client at a time (a one-hot "turn" register); the turn
+      moves, in the cycle after, to the next client with a request, so a
+      client that alone has requests is offered the channel every cycle.  A
+      granted request sits in an output register until the slave takes it
+      (AxVALID never depends on AxREADY).  AW is offered only while the AW
+      order (``w_order_depth`` bursts) has room.
     * W beats follow AW order: the client whose AW was granted first sends its
-      whole burst first.  A client may present W before its AW is taken; the
-      master forwards it as soon as that burst is at the head of the AW order,
-      without a bubble between back-to-back bursts (a W beat every cycle when
-      the clients and the slave allow).
+      whole burst first.  A granted AW joins the order as it is granted, and
+      the head of the order owns W from the cycle after.  A client may
+      present W before its AW is taken; the master forwards it once that
+      burst is at the head of the AW order, without a bubble
+      between back-to-back bursts (a W beat every cycle when the clients and
+      the slave allow).  W goes through a skid buffer: ``wvalid``/``wdata``/
+      ``wstrb``/``wlast`` are flip-flops, and a client's ``w.ready`` is
+      registered state (head of the order, skid register empty), so a beat
+      reaches WVALID one cycle after the client hands it over.
     * AWBURST/ARBURST are INCR, AxLOCK 0, AxCACHE :data:`AXI_CACHE`, AxPROT
       :data:`AXI_PROT`, AxQOS 0.  Clients keep their bursts within 4 KiB and
       at most 4 beats (the master passes ``len`` and ``size`` through).
@@ -109,58 +126,102 @@ class AxiMaster(wiring.Component):
             ]
 
         # --- address channels: round-robin into an output register ------------
-        m.submodules.w_order = w_order = fifo.SyncFIFO(
-            width=max(1, (self.write_clients - 1).bit_length()), depth=self.w_order_depth)
+        # Each channel offers its ``ready`` to one client at a time, the one
+        # whose turn it is (a one-hot register that moves on round-robin in
+        # the cycle after): a client's ``ready`` is one LUT from flip-flops and
+        # the address register's input is a multiplexer with registered selects.
+        depth = self.w_order_depth
+        # AW order: a shift register whose head (entry 0) owns the W channel.
+        # Entries are one-hot client masks, all-zero when not valid, and
+        # ``order_valid`` is a thermometer code of the occupancy.
+        order = [Signal(self.write_clients, name=f"w_order_{k}") for k in range(depth)]
+        order_valid = Signal(depth, name="w_order_valid")
+        # A granted AW enters the order as it is granted.
+        order_push = Signal(self.write_clients, name="w_order_push")
+        order_push_any = Signal(name="w_order_push_any")
+        order_room = ~order_valid[depth - 1]
 
         for ch, clients, needs_order in (("aw", self.write, True), ("ar", self.read, False)):
             valid = getattr(axi, f"{ch}valid")
             ready = getattr(axi, f"{ch}ready")
-            last = Signal(range(max(len(clients), 2)), name=f"{ch}_last_grant")
-            requests = [getattr(c, ch).valid for c in clients]
-            grant_any, grant = _round_robin(m, ch, requests, last)
+            count = len(clients)
+            ports = [getattr(c, ch) for c in clients]
+            turn = Signal(count, name=f"{ch}_turn", init=1)
+            m.d.sync += turn.eq(_next_turn(m, ch, [p.valid for p in ports], turn))
             can_load = ~valid | ready
+            offer = can_load & order_room if needs_order else can_load
+            taken = [Signal(name=f"{ch}_taken_{index}") for index in range(count)]
+            for index, p in enumerate(ports):
+                m.d.comb += [p.ready.eq(turn[index] & offer), taken[index].eq(p.valid & p.ready)]
+            in_turn = Cat(*(turn[i] & p.valid for i, p in enumerate(ports))).any()
             if needs_order:
-                can_load = can_load & w_order.w_rdy
-            with m.If(valid & ready):
-                m.d.sync += valid.eq(0)
-            # The address, length and size registers load the granted client's
-            # request whenever the register may change (when nothing is granted
-            # they load a request that AxVALID does not offer), so their load
-            # enable is the channel's handshake, not the arbitration.
+                in_turn = in_turn & order_room
+            # The address, length, size and ID registers load the client in
+            # turn whenever the register may change (when that client offers
+            # nothing AxVALID does not offer it either), so their load enable
+            # is the channel's handshake, not the arbitration.
             with m.If(can_load):
-                with m.Switch(grant):
-                    for index, c in enumerate(clients):
-                        port = getattr(c, ch)
-                        with m.Case(index):
-                            m.d.sync += [
-                                getattr(axi, f"{ch}addr").eq(port.p.addr),
-                                getattr(axi, f"{ch}len").eq(port.p.len),
-                                getattr(axi, f"{ch}size").eq(port.p.size),
-                            ]
-            with m.If(can_load & grant_any):
-                m.d.sync += [valid.eq(1), last.eq(grant), getattr(axi, f"{ch}id").eq(grant)]
-                for index, c in enumerate(clients):
-                    with m.If(grant == index):
-                        m.d.comb += getattr(c, ch).ready.eq(1)
-                if needs_order:
-                    m.d.comb += w_order.w_en.eq(1)
+                m.d.sync += [
+                    valid.eq(in_turn),
+                    getattr(axi, f"{ch}addr").eq(_one_hot_mux(turn, [p.p.addr for p in ports])),
+                    getattr(axi, f"{ch}len").eq(_one_hot_mux(turn, [p.p.len for p in ports])),
+                    getattr(axi, f"{ch}size").eq(_one_hot_mux(turn, [p.p.size for p in ports])),
+                    getattr(axi, f"{ch}id").eq(
+                        _one_hot_mux(turn, [Const(i, AXI_ID_WIDTH) for i in range(count)])),
+                ]
             if needs_order:
-                m.d.comb += w_order.w_data.eq(grant)
+                m.d.comb += [order_push.eq(Cat(*taken)), order_push_any.eq(Cat(*taken).any())]
 
         # --- W: the head of the AW order owns the channel -----------------------
-        w_owner = w_order.r_data
+        # The beats pass through a skid buffer: ``m_axi_w*`` come from the
+        # output register, and a client's ``w.ready`` is its ownership of the
+        # channel and "skid register empty", both flip-flops.
+        head = order[0]
+        skid_valid = Signal(name="w_skid_valid")
+        w_layout_width = self.data_width + self.data_width // 8 + 1
+        skid = Signal(w_layout_width, name="w_skid")
+        offered = Signal(w_layout_width, name="w_offered")
+        m.d.comb += offered.eq(_one_hot_mux(head, [c.w.payload.as_value() for c in self.write]))
+        beat_taken = Signal(name="w_beat_taken")
+        last_taken = Signal(name="w_last_taken")
         for index, c in enumerate(self.write):
-            with m.If(w_order.r_rdy & (w_owner == index)):
-                m.d.comb += [
-                    axi.wvalid.eq(c.w.valid),
-                    axi.wdata.eq(c.w.p.data),
-                    axi.wstrb.eq(c.w.p.strb),
-                    axi.wlast.eq(c.w.p.last),
-                    c.w.ready.eq(axi.wready),
-                ]
-        m.d.comb += w_order.r_en.eq(axi.wvalid & axi.wready & axi.wlast)
+            m.d.comb += c.w.ready.eq(head[index] & ~skid_valid)
+        m.d.comb += [
+            beat_taken.eq(Cat(*(head[i] & c.w.valid for i, c in enumerate(self.write))).any()
+                          & ~skid_valid),
+            last_taken.eq(Cat(*(head[i] & c.w.valid & c.w.p.last
+                                for i, c in enumerate(self.write))).any() & ~skid_valid),
+        ]
+        out = Cat(axi.wdata, axi.wstrb, axi.wlast)
+        with m.If(~skid_valid):
+            m.d.sync += skid.eq(offered)
+        with m.If(~axi.wvalid | axi.wready):
+            m.d.sync += [axi.wvalid.eq(skid_valid | beat_taken), skid_valid.eq(0),
+                         out.eq(Mux(skid_valid, skid, offered))]
+        with m.Elif(beat_taken):
+            m.d.sync += skid_valid.eq(1)
+
+        # The order shifts when the head's last beat is taken; a new entry
+        # lands in the first free place (after the shift).  Free entries load
+        # the incoming mask too: it is zero when nothing enters, and a free
+        # entry's contents are never used.
+        for k in range(depth):
+            above = order[k + 1] if k + 1 < depth else Const(0, self.write_clients)
+            above_valid = order_valid[k + 1] if k + 1 < depth else Const(0)
+            below_valid = order_valid[k - 1] if k > 0 else Const(1)
+            with m.If(last_taken):
+                m.d.sync += order[k].eq(Mux(above_valid, above, order_push))
+                with m.If(~order_push_any):
+                    m.d.sync += order_valid[k].eq(above_valid)
+            with m.Else():
+                m.d.sync += order[k].eq(Mux(order_valid[k], order[k], order_push))
+                with m.If(order_push_any):
+                    m.d.sync += order_valid[k].eq(below_valid)
 
         # --- responses, routed by ID ---------------------------------------------
+        # The master holds no response: routing R and B by ID is the only
+        # logic between the slave's response and the client (a register here
+        # would add a cycle to every AV=1 fence).
         m.d.comb += [axi.bready.eq(1), axi.rready.eq(1)]
         for index, c in enumerate(self.write):
             m.d.comb += [c.b.valid.eq(axi.bvalid & (axi.bid == index)), c.b.p.resp.eq(axi.bresp)]

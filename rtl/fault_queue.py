@@ -18,8 +18,10 @@ FaultReport = data.StructLayout({"did": 24, "pv": 1, "pid": 20, "priv": 1, "caus
 
 
 def queue_mask(log2sz_1):
-    """Index mask of a queue of 2**(log2sz_1+1) entries (LOG2SZ-1 at most 15)."""
-    return ((Const(1, 17) << (log2sz_1 + 1)) - 1)[:17]
+    """Index mask of a queue of 2**(log2sz_1+1) entries (LOG2SZ-1 at most 15).
+
+    Bit i is a comparison of ``log2sz_1`` with the constant i (no carry chain)."""
+    return Cat(Const(1), *(log2sz_1 >= i for i in range(1, 17)))
 
 
 class FaultQueue(wiring.Component):
@@ -51,7 +53,8 @@ class FaultQueue(wiring.Component):
       is dropped and ``fqof`` is set.  Otherwise the record is written (TTYP 9,
       iotval 0x04; PID and PRIV are 0 when PV is 0) and, once its write is
       acknowledged OKAY, ``fqt`` moves past it and ``notify`` pulses; a write
-      answered otherwise sets ``fqmf`` and ``fqt`` stays.
+      answered otherwise sets ``fqmf`` and ``fqt`` stays (in the cycle after
+      the response).
     * One record is in flight at a time; reports queue in ``depth`` entries and
       ``i.ready`` drops when they are full.  A report is judged (dropped, fqof,
       or written) on the queue state of one cycle and acted on in the next.
@@ -89,8 +92,12 @@ class FaultQueue(wiring.Component):
         record = Signal(FqRecord, name="fq_record")
         beat = Signal(range(beats + 1), name="fq_beat")
         writing = Signal(name="fq_writing")        # AW/W being sent or B awaited
-        aw_done = Signal(name="fq_aw_done")
-        w_done = Signal(name="fq_w_done")
+        # The memory port's valids, W data and ``last`` are flip-flops: W is
+        # the low beat of the record register, which shifts down one beat per
+        # accepted beat.
+        aw_valid = Signal(name="fq_aw_valid")
+        w_valid = Signal(name="fq_w_valid")
+        w_last = Signal(name="fq_w_last")
 
         stopped = regs.status.fqmf | regs.status.fqof
         full = fqt_next == regs.sw_index[:16]
@@ -117,7 +124,8 @@ class FaultQueue(wiring.Component):
             with m.Elif(verdict_full):
                 m.d.comb += regs.set_status.fqof.eq(1)
             with m.Else():
-                m.d.sync += [writing.eq(1), aw_done.eq(0), w_done.eq(0), beat.eq(0)]
+                m.d.sync += [writing.eq(1), aw_valid.eq(1), w_valid.eq(1),
+                             w_last.eq(beats == 1), beat.eq(0)]
         # The record and its address follow the report at the head while no
         # write is in progress, so their load enable is one flip-flop.
         with m.If(~writing):
@@ -134,29 +142,30 @@ class FaultQueue(wiring.Component):
             ]
 
         m.d.comb += [
-            self.mem.aw.valid.eq(writing & ~aw_done),
+            self.mem.aw.valid.eq(aw_valid),
             self.mem.aw.p.len.eq(beats - 1),
             self.mem.aw.p.size.eq((self.data_width // 8).bit_length() - 1),
-            self.mem.w.valid.eq(writing & ~w_done),
+            self.mem.w.valid.eq(w_valid),
             self.mem.b.ready.eq(1),
         ]
-        words = [record.as_value()[k * self.data_width:(k + 1) * self.data_width] for k in range(beats)]
-        w_data = Signal(self.data_width, name="fq_w_data")
-        with m.Switch(beat):
-            for k, word in enumerate(words):
-                with m.Case(k):
-                    m.d.comb += w_data.eq(word)
         # One assignment of the whole beat (see rtl/page_request_queue.py).
-        m.d.comb += self.mem.w.p.eq(Cat(w_data, Const(-1, self.data_width // 8), beat == beats - 1))
-        with m.If(self.mem.aw.valid & self.mem.aw.ready):
-            m.d.sync += aw_done.eq(1)
+        m.d.comb += self.mem.w.p.eq(Cat(record.as_value()[:self.data_width],
+                                        Const(-1, self.data_width // 8), w_last))
+        with m.If(aw_valid & self.mem.aw.ready):
+            m.d.sync += aw_valid.eq(0)
         with m.If(self.mem.w.valid & self.mem.w.ready):
-            m.d.sync += beat.eq(beat + 1)
-            with m.If(self.mem.w.p.last):
-                m.d.sync += w_done.eq(1)
-        with m.If(writing & self.mem.b.valid):
+            m.d.sync += [beat.eq(beat + 1), w_last.eq(beat == beats - 2),
+                         record.eq(record.as_value() >> self.data_width)]
+            with m.If(w_last):
+                m.d.sync += w_valid.eq(0)
+        # The write response is registered and acted on in the next cycle,
+        # so the response routing does not reach fqt and the register file.
+        b_seen = Signal(name="fq_b_seen")
+        b_okay = Signal(name="fq_b_okay")
+        m.d.sync += [b_seen.eq(writing & self.mem.b.valid), b_okay.eq(self.mem.b.p.resp == 0)]
+        with m.If(b_seen):
             m.d.sync += writing.eq(0)
-            with m.If(self.mem.b.p.resp == 0):
+            with m.If(b_okay):
                 m.d.sync += [fqt.eq(fqt_next), fqt_next.eq((fqt_next + 1) & mask)]
                 m.d.comb += regs.notify.eq(1)
             with m.Else():

@@ -182,12 +182,16 @@ class RegisterFile(wiring.Component):
                          for reg, word in read_words]
         selected_words = [value[reg.name].word_select(word, 32) & read_sel[(reg.name, word)].replicate(32)
                           for reg, word in read_words]
-        rdata = Signal(32)
-        m.d.comb += rdata.eq(selected_words[0])
-        for w in selected_words[1:]:
-            rdata_next = Signal(32)
-            m.d.comb += rdata_next.eq(rdata | w)
-            rdata = rdata_next
+        # A balanced OR tree (pairs of pairs), not a chain.
+        level = selected_words
+        while len(level) > 1:
+            pairs = []
+            for k in range(0, len(level), 2):
+                node = Signal(32)
+                m.d.comb += node.eq(level[k] | level[k + 1] if k + 1 < len(level) else level[k])
+                pairs.append(node)
+            level = pairs
+        rdata = level[0]
         with m.If(reading):
             m.d.sync += [reading.eq(0), bus.rvalid.eq(1), bus.rdata.eq(rdata)]
         with m.Elif(bus.rready):
@@ -199,13 +203,13 @@ class RegisterFile(wiring.Component):
         w_data = Signal(32)
         w_strb = Signal(4)
         m.d.comb += [bus.awready.eq(~aw_full), bus.wready.eq(~w_full)]
-        # The address is decoded as it is accepted, so the write itself fans
-        # out from one flip-flop per register word.
+        # The address is held as it is accepted and decoded in the arming
+        # cycle below, so the write itself fans out from one flip-flop per
+        # register word.
         words = sorted({(r.offset >> 2) + w for r in REGISTERS for w in range(r.size // 4)})
-        selected = {w: Signal(name=f"write_word_{w}") for w in words}
+        aw_word = Signal(len(bus.awaddr) - 2, name="aw_word")
         with m.If(bus.awvalid & bus.awready):
-            m.d.sync += aw_full.eq(1)
-            m.d.sync += [sel.eq(bus.awaddr[2:] == w) for w, sel in selected.items()]
+            m.d.sync += [aw_full.eq(1), aw_word.eq(bus.awaddr[2:])]
         with m.If(bus.wvalid & bus.wready):
             m.d.sync += [w_full.eq(1), w_data.eq(bus.wdata), w_strb.eq(bus.wstrb)]
         with m.If(bus.bvalid & bus.bready):
@@ -216,7 +220,7 @@ class RegisterFile(wiring.Component):
         write_now = {w: Signal(name=f"write_now_{w}") for w in words}
         with m.If(aw_full & w_full & ~armed & ~bus.bvalid):
             m.d.sync += armed.eq(1)
-            m.d.sync += [write_now[w].eq(sel) for w, sel in selected.items()]
+            m.d.sync += [write_now[w].eq(aw_word == w) for w in words]
         with m.If(armed):
             m.d.sync += [armed.eq(0), aw_full.eq(0), w_full.eq(0), bus.bvalid.eq(1)]
             m.d.sync += [strobe_ff.eq(0) for strobe_ff in write_now.values()]
@@ -298,22 +302,26 @@ class RegisterFile(wiring.Component):
                 m.d.comb += clear_pending[q].eq(field_of(written_ones, reg, _IPSR_BIT[q]))
 
         # --- status bits and interrupt pending bits --------------------------
+        # The engines' set pulses and notify reach a pending bit through two
+        # LUTs: each pulse is ANDed with a term worked out from flip-flops
+        # ("would this set the bit"), and those are ORed with the bit's own
+        # next value.  An ipsr write never coincides with a csr write, so a
+        # status bit's W1C clear is not part of "still set".
         for q in QUEUES:
-            sets, remaining = [], []
             for n, s in status[q].items():
-                set_pulse = getattr(port[q].set_status, n)
                 with m.If(clear_status[q][n]):
                     m.d.sync += s.eq(0)
-                with m.If(set_pulse):
+                with m.If(getattr(port[q].set_status, n)):
                     m.d.sync += s.eq(1)
-                sets.append(set_pulse & ~s)
-                remaining.append((s & ~clear_status[q][n]) | set_pulse)
-            becomes_set = Signal(name=f"{q}_status_becomes_set")
-            still_set = Signal(name=f"{q}_status_still_set")
-            m.d.comb += [becomes_set.eq(Cat(*sets).any()), still_set.eq(Cat(*remaining).any())]
-            with m.If(clear_pending[q]):
-                m.d.sync += pending[q].eq(ie[q] & still_set)
-            with m.If(ie[q] & (becomes_set | port[q].notify)):
-                m.d.sync += pending[q].eq(1)
+            clear = clear_pending[q]
+            keep = Signal(name=f"{q}_pending_keep")
+            m.d.comb += keep.eq((pending[q] & ~clear) |
+                                (ie[q] & clear & Cat(*status[q].values()).any()))
+            raises = [port[q].notify & ie[q]]
+            for n, s in status[q].items():
+                would_raise = Signal(name=f"{q}_{n}_would_raise")
+                m.d.comb += would_raise.eq(ie[q] & (~s | clear))
+                raises.append(getattr(port[q].set_status, n) & would_raise)
+            m.d.sync += pending[q].eq(keep | Cat(*raises).any())
 
         return m
