@@ -9,7 +9,8 @@ Everything else is ``cmd_ill``.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, Value, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
@@ -22,7 +23,7 @@ from rtl.bus import (
     QueueRegsSignature, queue_status_names,
 )
 
-__all__ = ["CommandQueue", "FETCH_TO_EXECUTE", "RESPONSE_BUFFER"]
+__all__ = ["CommandQueue", "FETCH_TO_EXECUTE", "RESPONSE_BUFFER", "STATUS_SET_DELAY"]
 
 #: Cycles from the last beat of a command's fetch to its execution when nothing
 #: is ahead of it (the prefetch buffer's registered read).
@@ -30,6 +31,9 @@ FETCH_TO_EXECUTE = 2
 #: ATS.PRGR responses the command queue holds for ``resp`` (handed to the
 #: response path: a disable does not take them back).
 RESPONSE_BUFFER = 2
+#: Cycles from the event (an error found, a fence completed) to its pulse on
+#: ``regs.set_status`` (the pulses leave the block as registers).
+STATUS_SET_DELAY = 1
 
 _COMMAND_BITS = COMMAND_BYTES * 8
 _INDEX_BITS = 16            # 2**16 entries at most (LOG2SZ-1 is clamped to 15)
@@ -38,7 +42,14 @@ _INDEX_BITS = 16            # 2**16 entries at most (LOG2SZ-1 is clamped to 15)
 #: A prefetched command as buffered: its bits, whether its fetch faulted, and
 #: its decode (done as it arrives, so execution reads flags from registers).
 _BufferedCommand = data.StructLayout({
-    "bits": _COMMAND_BITS, "fault": 1, "legal": 1, "prgr": 1, "inval": 1, "fence_pd": 1,
+    "bits": _COMMAND_BITS,
+    "fault": 1,         # its fetch faulted (cqmf)
+    "illegal": 1,       # fetched fine, not a legal command (cmd_ill)
+    "prgr": 1,          # a legal ATS.PRGR, fetched fine
+    "inval": 1,         # a legal IODIR.INVAL_DDT, fetched fine
+    "fence": 1,         # a legal IOFENCE.C/.PD, fetched fine
+    "fence_now": 1,     # ... of kind C without AV: it completes as it executes
+    "fence_pd": 1,      # IOFENCE.PD (opcode and func3)
 })
 
 
@@ -162,32 +173,43 @@ class CommandQueue(wiring.Component):
         depth = self.prefetch_depth
 
         # --- queue control ---------------------------------------------------------
+        # Every decision below is taken from registers one LUT or two deep; the
+        # register file's enable and status bits are seen through ``run``, a
+        # register (one cycle late), and the status set pulses leave as registers.
         on = Signal()
-        head = Signal(_INDEX_BITS)             # cqh
-        fetch_idx = Signal(_INDEX_BITS)        # next command to fetch
-        failed = Signal()                      # an error pulse was raised last cycle
+        head = Signal(_INDEX_BITS)                      # cqh
+        head_inc = Signal(_INDEX_BITS, init=1)          # cqh + 1 (masked)
+        fetch_idx = Signal(_INDEX_BITS)                 # next command to fetch
+        fetch_inc = Signal(_INDEX_BITS, init=1)         # fetch_idx + 1 (masked)
         # Registered: cqb (and so the size) changes only while the queue is off.
         mask = Signal(_INDEX_BITS, init=1)
         m.d.sync += mask.eq(((Const(2, _INDEX_BITS + 1) << regs.log2sz_1) - 1)[:_INDEX_BITS])
-        stopped = regs.status.cqmf | regs.status.cmd_ill | failed
-        run = Signal()
+        run = Signal()              # enabled, on and not stopped, as of last cycle
+        failed = Signal()           # an error was raised last cycle (pulsed this one)
+        set_cqmf, set_cmd_ill, set_fence_w_ip = Signal(), Signal(), Signal()
         m.d.comb += [
-            run.eq(regs.enable & on & ~stopped),
             regs.hw_index.eq(head),
             regs.on.eq(on),
+            regs.set_status.cqmf.eq(set_cqmf),
+            regs.set_status.cmd_ill.eq(set_cmd_ill),
+            regs.set_status.fence_w_ip.eq(set_fence_w_ip),
         ]
         # notify stays 0: the CQ publishes no records.
-        head_next = (head + 1)[:_INDEX_BITS] & mask
-        m.d.sync += failed.eq(0)
+        restart = regs.enable & ~on
+
+        # Execution state, one-hot.
+        st_exec = Signal(init=1)    # executing the command at the head of the buffer
+        st_drain = Signal()         # IOFENCE.PD waiting for pr_retired
+        st_store = Signal()         # IOFENCE AV store issued, waiting for its response
+        st_inval = Signal()         # IODIR.INVAL_DDT offered on ``inval``
+        exec_run = Signal()         # run & st_exec, as one register
 
         # --- prefetch buffer ----------------------------------------------------------
-        # One entry per command (:data:`_BufferedCommand`), in a FIFO with a
-        # synchronous read port (block RAM where the device has it) and a
-        # registered output.  Cleared whenever the queue does not run, so
-        # execution never sees a stale command.
+        # Emptied whenever the queue does not run, so execution never sees a
+        # stale command.
         flush = ~run
         m.submodules.buffer = buffer = ResetInserter(flush)(
-            fifo.SyncFIFOBuffered(width=_BufferedCommand.size, depth=max(depth, 2)))
+            _PrefetchBuffer(width=_BufferedCommand.size, depth=depth))
 
         count_shape = unsigned((2 * depth).bit_length())
         outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
@@ -197,28 +219,41 @@ class CommandQueue(wiring.Component):
         ar = self.fetch.ar
         ar_valid = Signal()
         m.d.comb += ar.valid.eq(ar_valid)
-        issue = Signal()
         can_take_ar = ~ar_valid | ar.ready
         # Slots taken: bursts outstanding plus commands buffered, kept as one
-        # counter so the room test needs no adder.
+        # counter.  Whether a fetch may be issued is decided a cycle ahead, for
+        # both outcomes of that cycle (issued or not): ``issue_ok_after`` after
+        # an issue (fetch_inc is then next), ``issue_ok_idle`` otherwise.  A slot
+        # freed in that cycle counts one cycle later.
         reserved = Signal(count_shape)
-        room = reserved < depth
-        m.d.comb += issue.eq(run & can_take_ar & room & (fetch_idx != regs.sw_index[:_INDEX_BITS]))
+        issued = Signal()
+        issue_ok_after, issue_ok_idle = Signal(), Signal()
+        tail = regs.sw_index[:_INDEX_BITS]
+        m.d.sync += [
+            issue_ok_after.eq(run & (fetch_inc != tail) & (reserved < depth - 1)),
+            issue_ok_idle.eq(run & (fetch_idx != tail) & (reserved < depth)),
+        ]
+        issue = Signal()
+        m.d.comb += issue.eq(run & Mux(issued, issue_ok_after, issue_ok_idle) & can_take_ar)
+        m.d.sync += issued.eq(issue)
         base = Cat(Const(0, PAGE_SHIFT), regs.base_ppn)
         fetch_addr = (base | (fetch_idx << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
         # The address register follows fetch_idx whenever it may change, so
         # its load enable is the AR handshake, not the issue decision.
         with m.If(can_take_ar):
-            m.d.sync += ar.payload.addr.eq(fetch_addr)
-        with m.If(issue):
             m.d.sync += [
-                ar_valid.eq(1),
+                ar.payload.addr.eq(fetch_addr),
                 ar.payload.len.eq(beats - 1),
                 ar.payload.size.eq(bytes_per_beat.bit_length() - 1),
-                fetch_idx.eq((fetch_idx + 1)[:_INDEX_BITS] & mask),
             ]
+        with m.If(issue):
+            m.d.sync += ar_valid.eq(1)
         with m.Elif(ar.ready):
             m.d.sync += ar_valid.eq(0)
+        with m.If(flush):
+            m.d.sync += [fetch_idx.eq(head), fetch_inc.eq(head_inc)]
+        with m.Elif(issue):
+            m.d.sync += [fetch_idx.eq(fetch_inc), fetch_inc.eq((fetch_inc + 1)[:_INDEX_BITS] & mask)]
 
         # Responses: assemble the beats of one command.
         r = self.fetch.r
@@ -267,85 +302,84 @@ class CommandQueue(wiring.Component):
         inval_ok = (~_any_reserved(arriving_inval, InvalDdtCmd) & (arriving_inval.pid == 0)
                     & ~(arriving_inval.dv & arriving_inval.did[DDT_INDEX_BITS:].any()))
         prgr_ok = ~_any_reserved(arriving_prgr, PrgrCmd)
+        legal_fence = (is_fence_c | is_fence_pd) & fence_ok
+        legal = legal_fence | (is_inval & inval_ok) | (is_prgr & prgr_ok)
         arriving = Signal(_BufferedCommand)
         m.d.comb += [
             arriving.bits.eq(word),
             arriving.fault.eq(word_fault),
-            arriving.legal.eq(((is_fence_c | is_fence_pd) & fence_ok)
-                              | (is_inval & inval_ok) | (is_prgr & prgr_ok)),
-            arriving.prgr.eq(is_prgr),
-            arriving.inval.eq(is_inval),
+            arriving.illegal.eq(~word_fault & ~legal),
+            arriving.prgr.eq(~word_fault & is_prgr & prgr_ok),
+            arriving.inval.eq(~word_fault & is_inval & inval_ok),
+            arriving.fence.eq(~word_fault & legal_fence),
+            arriving.fence_now.eq(~word_fault & legal_fence & ~is_fence_pd & ~arriving_fence.av),
             arriving.fence_pd.eq(is_fence_pd),
         ]
 
         outstanding_next = Signal(count_shape)
         m.d.comb += outstanding_next.eq(outstanding + issue - burst_done)
         m.d.sync += outstanding.eq(outstanding_next)
-        with m.If(burst_done):
-            with m.If(discard != 0):
-                m.d.sync += discard.eq(discard - 1)
-            with m.Else():
-                m.d.comb += buffer.w_en.eq(1)
-        m.d.comb += buffer.w_data.eq(arriving)
-        popped = buffer.r_en & buffer.r_rdy
-        with m.If(flush):
-            # Everything not yet arrived belongs to the dropped prefetch; the
-            # buffer is emptied.
-            m.d.sync += [discard.eq(outstanding_next), fetch_idx.eq(head),
-                         reserved.eq(outstanding_next)]
-        with m.Else():
-            # One 1-bit step per signal (keeps every operand at the counter's width).
-            after_issue, after_drop = Signal(count_shape), Signal(count_shape)
-            m.d.comb += [after_issue.eq(reserved + issue),
-                         after_drop.eq(after_issue - (burst_done & (discard != 0)))]
-            m.d.sync += reserved.eq(after_drop - popped)
-        with m.If(regs.enable & ~on):
-            m.d.sync += [head.eq(0), fetch_idx.eq(0)]
+        discarding = Signal()
+        m.d.comb += discarding.eq(discard != 0)
+        with m.If(burst_done & discarding):
+            m.d.sync += discard.eq(discard - 1)
+        m.d.comb += [buffer.w_en.eq(burst_done & ~discarding), buffer.w_data.eq(arriving)]
 
         # --- the command at the head of the buffer ----------------------------------------
         head_cmd = data.View(_BufferedCommand, buffer.r_data)
-        cmd_fault = head_cmd.fault
-        have_cmd = buffer.r_rdy
-        legal = head_cmd.legal
-        is_prgr = head_cmd.prgr
-        is_inval = head_cmd.inval
-        is_fence_pd = head_cmd.fence_pd
         fence_cmd = IofenceCmd(head_cmd.bits)
         inval_cmd = InvalDdtCmd(head_cmd.bits)
         prgr_cmd = PrgrCmd(head_cmd.bits)
+        ready = exec_run & buffer.have
 
         # --- response buffer ------------------------------------------------------------
-        # Two entries: an ATS.PRGR is taken while one is free, so taking it never
-        # waits on ``resp.ready`` in the same cycle (one response per clock while
-        # ``resp`` accepts one per clock).
+        # Two registers: ``resp`` is offered straight from the first; an ATS.PRGR
+        # is taken while the second is free, so taking it never waits on
+        # ``resp.ready`` in the same cycle (one response per clock while ``resp``
+        # accepts one per clock).
         resp = self.resp
-        m.submodules.resp_buffer = resp_buffer = fifo.SyncFIFO(width=PrgResponse.as_shape().size,
-                                                                depth=RESPONSE_BUFFER)
+        resp_valid, resp_full = Signal(), Signal()      # one or two responses held
+        resp_first = Signal(PrgResponse)
+        resp_second = Signal(PrgResponse)
+        resp_take = resp_valid & resp.ready
+        m.d.comb += [resp.valid.eq(resp_valid), resp.payload.eq(resp_first)]
+        new_resp = Signal(PrgResponse)
         m.d.comb += [
-            resp.valid.eq(resp_buffer.r_rdy),
-            resp.payload.eq(resp_buffer.r_data),
-            resp_buffer.r_en.eq(resp.ready),
+            new_resp.did.eq(Cat(prgr_cmd.rid, Mux(prgr_cmd.dsv, prgr_cmd.dseg, 0))),
+            new_resp.pv.eq(prgr_cmd.pv),
+            new_resp.pid.eq(Mux(prgr_cmd.pv, prgr_cmd.pid, 0)),
+            new_resp.prgi.eq(prgr_cmd.prgi),
+            new_resp.code.eq(prgr_cmd.code),
         ]
-        prgr_resp = Signal(PrgResponse)
-        m.d.comb += [
-            prgr_resp.did.eq(Cat(prgr_cmd.rid, Mux(prgr_cmd.dsv, prgr_cmd.dseg, 0))),
-            prgr_resp.pv.eq(prgr_cmd.pv),
-            prgr_resp.pid.eq(Mux(prgr_cmd.pv, prgr_cmd.pid, 0)),
-            prgr_resp.prgi.eq(prgr_cmd.prgi),
-            prgr_resp.code.eq(prgr_cmd.code),
-            resp_buffer.w_data.eq(prgr_resp),
-        ]
-        # Every earlier command has completed once the buffer is empty: the
+
+        # --- the execution decisions (each one LUT from registers) ------------------------
+        go_prgr = ready & head_cmd.prgr & ~resp_full
+        go_inval = ready & head_cmd.inval
+        # Every earlier command has completed once no response is held: the
         # fence acts one cycle after the last earlier response is accepted.
-        # That acceptance cycle is still the one IOFENCE.PD counts from, so it
-        # uses the page-request count of the cycle before when it was held up
-        # by a response accepted then.
-        responses_done = ~resp_buffer.r_rdy
+        go_fence = ready & head_cmd.fence & ~resp_valid
+        fail_mf = ready & head_cmd.fault
+        fail_ill = ready & head_cmd.illegal
+        m.d.comb += buffer.pop.eq(go_prgr | go_inval | go_fence)
+
+        push = go_prgr
+        with m.If(~resp_valid | resp.ready):
+            m.d.sync += resp_first.eq(Mux(resp_full, resp_second, new_resp))
+        with m.If(push):
+            m.d.sync += resp_second.eq(new_resp)
+        m.d.sync += [
+            resp_valid.eq(push | resp_full | (resp_valid & ~resp.ready)),
+            resp_full.eq(~resp_take & (resp_full | (resp_valid & push))),
+        ]
+
+        # IOFENCE.PD takes ``pr_accepted`` as of the cycle the last earlier
+        # response was accepted: when it was held up by a response accepted
+        # last cycle, the count of the cycle before.
         accepted_last = Signal()
         accepted_before = Signal(PD_COUNT_WIDTH)
         fence_held = Signal()
-        m.d.sync += [accepted_last.eq(resp.valid & resp.ready),
-                     accepted_before.eq(self.pr_accepted), fence_held.eq(0)]
+        m.d.sync += [accepted_last.eq(resp_take), accepted_before.eq(self.pr_accepted),
+                     fence_held.eq(ready & head_cmd.fence & resp_valid)]
 
         # --- fence state -----------------------------------------------------------------
         fence_av = Signal()
@@ -353,19 +387,27 @@ class CommandQueue(wiring.Component):
         fence_data = Signal(32)
         fence_addr = Signal(self.addr_width)
         pd_snapshot = Signal(PD_COUNT_WIDTH)
+        # The fence registers follow the command at the head while executing,
+        # so their load enable is the state, not the decode.
+        with m.If(st_exec):
+            m.d.sync += [
+                fence_av.eq(fence_cmd.av),
+                fence_wsi.eq(fence_cmd.wsi),
+                fence_data.eq(fence_cmd.data),
+                fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
+            ]
+        with m.If(go_fence):
+            m.d.sync += pd_snapshot.eq(Mux(fence_held & accepted_last,
+                                           accepted_before, self.pr_accepted))
         # Registered (the subtraction is a carry chain): it lags pr_retired by
         # a cycle, and is forced low in the first cycle of each drain wait
         # (when it still compares against the previous snapshot).
         pd_reached = Signal()
-        m.d.sync += pd_reached.eq(~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1])
+        m.d.sync += pd_reached.eq(~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1] & ~go_fence)
 
         aw, w, b = self.store.aw, self.store.w, self.store.b
         aw_valid, w_valid = Signal(), Signal()
         m.d.comb += [aw.valid.eq(aw_valid), w.valid.eq(w_valid), b.ready.eq(1)]
-        with m.If(aw.ready):
-            m.d.sync += aw_valid.eq(0)
-        with m.If(w.ready):
-            m.d.sync += w_valid.eq(0)
         lane_bits = (bytes_per_beat // 4 - 1).bit_length()   # which 4-byte lane
         lane = fence_addr[2:2 + lane_bits]
         m.d.comb += [
@@ -378,102 +420,126 @@ class CommandQueue(wiring.Component):
             w.payload.last.eq(1),
         ]
 
+        to_drain = go_fence & head_cmd.fence_pd
+        to_store = go_fence & ~head_cmd.fence_pd & fence_cmd.av
+        drain_abandon = st_drain & ~run
+        drain_done = st_drain & run & pd_reached
+        store_ok = st_store & b.valid & (b.payload.resp == 0)
+        store_bad = st_store & b.valid & (b.payload.resp != 0)
+        start_store = to_store | (drain_done & fence_av)
+        with m.If(start_store):
+            m.d.sync += [aw_valid.eq(1), w_valid.eq(1)]
+        with m.Else():
+            with m.If(aw.ready):
+                m.d.sync += aw_valid.eq(0)
+            with m.If(w.ready):
+                m.d.sync += w_valid.eq(0)
+
         inval = self.inval
         inval_valid = Signal()
         m.d.comb += inval.valid.eq(inval_valid)
+        with m.If(~inval_valid):
+            m.d.sync += [inval.all.eq(~inval_cmd.dv), inval.did.eq(inval_cmd.did[:DDT_INDEX_BITS])]
+        with m.If(go_inval):
+            m.d.sync += inval_valid.eq(1)
+        with m.Elif(inval.ready):
+            m.d.sync += inval_valid.eq(0)
 
-        def pop_and_advance():
-            m.d.comb += buffer.r_en.eq(1)
-            m.d.sync += head.eq(head_next)
+        # cqh moves past a command as it leaves the buffer, except past a fence
+        # with AV or of kind PD, which leaves the buffer as it starts and moves
+        # cqh on completion.
+        advance = (go_prgr | go_inval | (go_fence & head_cmd.fence_now)
+                   | (drain_done & ~fence_av) | store_ok)
+        with m.If(restart):
+            m.d.sync += [head.eq(0), head_inc.eq(1), fetch_idx.eq(0), fetch_inc.eq(1)]
+        with m.Elif(advance):
+            m.d.sync += [head.eq(head_inc), head_inc.eq((head_inc + 1)[:_INDEX_BITS] & mask)]
 
-        def complete_fence():
-            pop_and_advance()
-            m.d.comb += regs.set_status.fence_w_ip.eq(fence_wsi)
+        fail_now = fail_mf | fail_ill | store_bad
+        m.d.sync += [
+            set_cqmf.eq(fail_mf | store_bad),
+            set_cmd_ill.eq(fail_ill),
+            set_fence_w_ip.eq((go_fence & head_cmd.fence_now & fence_cmd.wsi)
+                              | (((drain_done & ~fence_av) | store_ok) & fence_wsi)),
+            failed.eq(fail_now),
+        ]
 
-        def start_store():
-            m.d.sync += [aw_valid.eq(1), w_valid.eq(1)]
+        next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
+                     | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
+                     | (st_store & b.valid) | (st_inval & inval.ready))
+        next_run = (regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill
+                    & ~fail_now & ~failed)
+        m.d.sync += [
+            st_exec.eq(next_exec),
+            st_drain.eq(to_drain | (st_drain & ~drain_abandon & ~drain_done)),
+            st_store.eq(start_store | (st_store & ~b.valid)),
+            st_inval.eq(go_inval | (st_inval & ~inval.ready)),
+            run.eq(next_run),
+            exec_run.eq(next_run & next_exec),
+        ]
 
-        def fail(bit):
-            m.d.comb += getattr(regs.set_status, bit).eq(1)
-            m.d.sync += failed.eq(1)
+        # Slot accounting.
+        drop = burst_done & discarding
+        with m.If(flush):
+            # Everything not yet arrived belongs to the dropped prefetch; the
+            # buffer is emptied.
+            m.d.sync += [discard.eq(outstanding_next), reserved.eq(outstanding_next)]
+        with m.Else():
+            # One 1-bit step per signal (keeps every operand at the counter's width).
+            after_issue, after_drop = Signal(count_shape), Signal(count_shape)
+            m.d.comb += [after_issue.eq(reserved + issue),
+                         after_drop.eq(after_issue - drop)]
+            m.d.sync += reserved.eq(after_drop - buffer.pop)
 
-        with m.FSM(name="exec") as exec_fsm:
-            with m.State("Exec"):
-                # The fence registers follow the command at the head while
-                # executing, so their load enable is the state, not the decode.
-                m.d.sync += [
-                    fence_av.eq(fence_cmd.av),
-                    fence_wsi.eq(fence_cmd.wsi),
-                    fence_data.eq(fence_cmd.data),
-                    fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
-                ]
-                with m.If(run & have_cmd):
-                    with m.If(cmd_fault):
-                        fail("cqmf")
-                    with m.Elif(~legal):
-                        fail("cmd_ill")
-                    with m.Elif(is_prgr):
-                        with m.If(resp_buffer.w_rdy):
-                            pop_and_advance()
-                            m.d.comb += resp_buffer.w_en.eq(1)
-                    with m.Elif(is_inval):
-                        pop_and_advance()
-                        m.d.sync += [
-                            inval_valid.eq(1),
-                            inval.all.eq(~inval_cmd.dv),
-                            inval.did.eq(inval_cmd.did[:DDT_INDEX_BITS]),
-                        ]
-                        m.next = "Inval"
-                    with m.Else():   # IOFENCE.C or IOFENCE.PD
-                        # Every earlier command has completed once the last ATS.PRGR
-                        # response (the only earlier work that can still be pending)
-                        # has been accepted.
-                        with m.If(~responses_done):
-                            m.d.sync += fence_held.eq(1)
-                        with m.Else():
-                            with m.If(is_fence_pd):
-                                m.d.sync += [
-                                    pd_snapshot.eq(Mux(fence_held & accepted_last,
-                                                       accepted_before, self.pr_accepted)),
-                                    pd_reached.eq(0),
-                                ]
-                                m.next = "DrainWait"
-                            with m.Elif(fence_cmd.av):
-                                start_store()
-                                m.next = "Store"
-                            with m.Else():
-                                m.d.comb += regs.set_status.fence_w_ip.eq(fence_cmd.wsi)
-                                pop_and_advance()
-
-            with m.State("DrainWait"):
-                with m.If(~run):
-                    m.next = "Exec"                     # abandoned
-                with m.Elif(pd_reached):
-                    with m.If(fence_av):
-                        start_store()
-                        m.next = "Store"
-                    with m.Else():
-                        complete_fence()
-                        m.next = "Exec"
-
-            with m.State("Store"):
-                with m.If(b.valid):
-                    with m.If(b.payload.resp != 0):
-                        fail("cqmf")
-                    with m.Else():
-                        complete_fence()
-                    m.next = "Exec"
-
-            with m.State("Inval"):
-                with m.If(inval.ready):
-                    m.d.sync += inval_valid.eq(0)
-                    m.next = "Exec"
-
-        # cqon: up at once on enable; down only once nothing issued is outstanding.
-        busy = (outstanding != 0) | exec_fsm.ongoing("Store") | exec_fsm.ongoing("Inval")
+        # cqon: up at once on enable; down only once nothing issued is
+        # outstanding (``run`` covers a fetch issued in the cycle cqen drops).
+        busy = (outstanding != 0) | st_store | st_inval | run
         with m.If(regs.enable):
             m.d.sync += on.eq(1)
         with m.Elif(~busy):
             m.d.sync += on.eq(0)
 
+        return m
+
+
+class _PrefetchBuffer(wiring.Component):
+    """FIFO of prefetched commands: a memory with a synchronous read port whose
+    read register holds the head (``r_data``, valid when ``have``).  ``pop`` (only
+    while ``have``) and ``w_en`` act at the clock edge; the write side is never
+    offered more than ``depth`` entries (the command queue counts its slots)."""
+
+    def __init__(self, *, width, depth):
+        self.width = width
+        self.depth = depth
+        super().__init__({
+            "w_en": In(1), "w_data": In(width),
+            "pop": In(1), "have": Out(1), "r_data": Out(width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        # One slot more than entries, so equal pointers mean empty.
+        ptr_bits = self.depth.bit_length()
+        m.submodules.storage = storage = Memory(shape=self.width, depth=1 << ptr_bits, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="sync")
+        w_ptr = Signal(ptr_bits)
+        r_ptr = Signal(ptr_bits)
+        r_inc = Signal(ptr_bits, init=1)
+        stored = Signal()           # entries in the memory behind the head
+        load = stored & (~self.have | self.pop)
+        m.d.comb += [
+            w_port.addr.eq(w_ptr), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en),
+            r_port.addr.eq(r_ptr), r_port.en.eq(load), self.r_data.eq(r_port.data),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += w_ptr.eq(w_ptr + 1)
+        with m.If(load):
+            m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
+        # One behind the head: it stays only if it is not loaded now.
+        just_one = w_ptr == r_inc
+        m.d.sync += [
+            self.have.eq(stored | (self.have & ~self.pop)),
+            stored.eq(self.w_en | (stored & ~just_one) | (just_one & self.have & ~self.pop)),
+        ]
         return m
