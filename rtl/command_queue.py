@@ -202,7 +202,9 @@ class CommandQueue(wiring.Component):
         st_drain = Signal()         # IOFENCE.PD waiting for pr_retired
         st_store = Signal()         # IOFENCE AV store issued, waiting for its response
         st_inval = Signal()         # IODIR.INVAL_DDT offered on ``inval``
-        exec_run = Signal()         # run & st_exec, as one register
+        # run & st_exec & "the buffer holds a command", as one register: every
+        # decision on the command at the head is this and its decoded flags.
+        ready = Signal()
 
         # --- prefetch buffer ----------------------------------------------------------
         # Emptied whenever the queue does not run, so execution never sees a
@@ -255,7 +257,33 @@ class CommandQueue(wiring.Component):
         with m.Elif(issue):
             m.d.sync += [fetch_idx.eq(fetch_inc), fetch_inc.eq((fetch_inc + 1)[:_INDEX_BITS] & mask)]
 
-        # Responses: assemble the beats of one command.
+        # Responses: assemble the beats of one command, and decode it as it
+        # arrives.  The decode is split per beat: every test is an OR over bits
+        # (a reserved field, a too-wide address, a nonzero PID) or a header
+        # compare within the first beat, so the first beat's part is
+        # registered and only the last beat's bits are decoded in its cycle.
+        def decode_parts(w):
+            fence, inval, prgr = IofenceCmd(w), InvalDdtCmd(w), PrgrCmd(w)
+            # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
+            return {
+                "fence_bad": (_any_reserved(fence, IofenceCmd)
+                              | Value.cast(fence.addr)[self.addr_width - 2:].any()),
+                "inval_bad": _any_reserved(inval, InvalDdtCmd) | Value.cast(inval.pid).any(),
+                "inval_dv": Value.cast(inval.dv),
+                "inval_did_wide": Value.cast(inval.did)[DDT_INDEX_BITS:].any(),
+                "prgr_bad": _any_reserved(prgr, PrgrCmd),
+                "fence_av": Value.cast(fence.av),
+            }
+
+        def decode_header(w):
+            hdr = CommandHeader(w)
+            return {
+                "fence_c": (hdr.opcode == Opcode.IOFENCE_C) & (hdr.func3 == FUNC3_IOFENCE_C),
+                "fence_pd": (hdr.opcode == Opcode.IOFENCE_PD) & (hdr.func3 == FUNC3_IOFENCE_PD),
+                "inval": (hdr.opcode == Opcode.IODIR) & (hdr.func3 == FUNC3_INVAL_DDT),
+                "prgr": (hdr.opcode == Opcode.ATS) & (hdr.func3 == FUNC3_PRGR),
+            }
+
         r = self.fetch.r
         m.d.comb += r.ready.eq(1)
         burst_done = Signal()
@@ -268,10 +296,20 @@ class CommandQueue(wiring.Component):
                 word.eq(r.payload.data),
                 word_fault.eq(beat_fault),
             ]
+            parts = decode_parts(word)
+            kind = decode_header(word)
         else:
+            header = data.Layout.cast(CommandHeader)
+            assert all(header[n].offset + header[n].width <= self.data_width
+                       for n in ("opcode", "func3")), "opcode and func3 in the first beat"
             beat = Signal(range(beats))
             low = Signal(self.data_width * (beats - 1))
             low_fault = Signal()
+            first = Cat(r.payload.data, Const(0, _COMMAND_BITS - self.data_width))
+            first_parts = decode_parts(first)
+            first_kind = decode_header(first)
+            low_parts = {k: Signal(name=f"low_{k}") for k in first_parts}
+            low_kind = {k: Signal(name=f"low_is_{k}") for k in first_kind}
             with m.If(r.valid):
                 with m.If(beat == beats - 1):
                     m.d.sync += [beat.eq(0), low_fault.eq(0)]
@@ -282,38 +320,33 @@ class CommandQueue(wiring.Component):
                         low.eq(Cat(low[self.data_width:], r.payload.data)),
                         low_fault.eq(low_fault | beat_fault),
                     ]
+                    if beats == 2:
+                        m.d.sync += [low_parts[k].eq(v) for k, v in first_parts.items()]
+                        m.d.sync += [low_kind[k].eq(v) for k, v in first_kind.items()]
+            assert beats == 2, "a command is at most two beats"
+            last = Cat(Const(0, _COMMAND_BITS - self.data_width), r.payload.data)
+            last_parts = decode_parts(last)
+            parts = {k: low_parts[k] | last_parts[k] for k in last_parts}
+            kind = low_kind
             m.d.comb += [
                 word.eq(Cat(low, r.payload.data)),
                 word_fault.eq(low_fault | beat_fault),
             ]
 
-        # --- decode of each command as it arrives -----------------------------------------
-        hdr = CommandHeader(word)
-        arriving_fence = IofenceCmd(word)
-        arriving_inval = InvalDdtCmd(word)
-        arriving_prgr = PrgrCmd(word)
-        is_fence_c = (hdr.opcode == Opcode.IOFENCE_C) & (hdr.func3 == FUNC3_IOFENCE_C)
-        is_fence_pd = (hdr.opcode == Opcode.IOFENCE_PD) & (hdr.func3 == FUNC3_IOFENCE_PD)
-        is_inval = (hdr.opcode == Opcode.IODIR) & (hdr.func3 == FUNC3_INVAL_DDT)
-        is_prgr = (hdr.opcode == Opcode.ATS) & (hdr.func3 == FUNC3_PRGR)
-        # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
-        fence_addr_wide = arriving_fence.addr[self.addr_width - 2:].any()
-        fence_ok = ~_any_reserved(arriving_fence, IofenceCmd) & ~fence_addr_wide
-        inval_ok = (~_any_reserved(arriving_inval, InvalDdtCmd) & (arriving_inval.pid == 0)
-                    & ~(arriving_inval.dv & arriving_inval.did[DDT_INDEX_BITS:].any()))
-        prgr_ok = ~_any_reserved(arriving_prgr, PrgrCmd)
-        legal_fence = (is_fence_c | is_fence_pd) & fence_ok
-        legal = legal_fence | (is_inval & inval_ok) | (is_prgr & prgr_ok)
+        legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
+        legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
+        legal_prgr = kind["prgr"] & ~parts["prgr_bad"]
+        legal = legal_fence | legal_inval | legal_prgr
         arriving = Signal(_BufferedCommand)
         m.d.comb += [
             arriving.bits.eq(word),
             arriving.fault.eq(word_fault),
             arriving.illegal.eq(~word_fault & ~legal),
-            arriving.prgr.eq(~word_fault & is_prgr & prgr_ok),
-            arriving.inval.eq(~word_fault & is_inval & inval_ok),
+            arriving.prgr.eq(~word_fault & legal_prgr),
+            arriving.inval.eq(~word_fault & legal_inval),
             arriving.fence.eq(~word_fault & legal_fence),
-            arriving.fence_now.eq(~word_fault & legal_fence & ~is_fence_pd & ~arriving_fence.av),
-            arriving.fence_pd.eq(is_fence_pd),
+            arriving.fence_now.eq(~word_fault & legal_fence & ~kind["fence_pd"] & ~parts["fence_av"]),
+            arriving.fence_pd.eq(kind["fence_pd"]),
         ]
 
         outstanding_next = Signal(count_shape)
@@ -330,7 +363,6 @@ class CommandQueue(wiring.Component):
         fence_cmd = IofenceCmd(head_cmd.bits)
         inval_cmd = InvalDdtCmd(head_cmd.bits)
         prgr_cmd = PrgrCmd(head_cmd.bits)
-        ready = exec_run & buffer.have
 
         # --- response buffer ------------------------------------------------------------
         # Two registers: ``resp`` is offered straight from the first; an ATS.PRGR
@@ -475,21 +507,26 @@ class CommandQueue(wiring.Component):
             st_store.eq(start_store | (st_store & ~b.valid)),
             st_inval.eq(go_inval | (st_inval & ~inval.ready)),
             run.eq(next_run),
-            exec_run.eq(next_run & next_exec),
+            ready.eq(run & next_run & next_exec & buffer.have_next),
         ]
 
         # Slot accounting.
         drop = burst_done & discarding
+        # One adder per counter: the step (-2..+1) is one LUT of its causes.
+        step = Signal(range(-2, 2))
+        with m.Switch(Cat(issue, drop, buffer.pop)):
+            with m.Case(0b001):
+                m.d.comb += step.eq(1)
+            with m.Case(0b010, 0b100, 0b111):
+                m.d.comb += step.eq(-1)
+            with m.Case(0b110):
+                m.d.comb += step.eq(-2)
         with m.If(flush):
             # Everything not yet arrived belongs to the dropped prefetch; the
-            # buffer is emptied.
-            m.d.sync += [discard.eq(outstanding_next), reserved.eq(outstanding_next)]
+            # buffer is emptied.  (No issue while flushing.)
+            m.d.sync += [discard.eq(outstanding_next), reserved.eq(outstanding - burst_done)]
         with m.Else():
-            # One 1-bit step per signal (keeps every operand at the counter's width).
-            after_issue, after_drop = Signal(count_shape), Signal(count_shape)
-            m.d.comb += [after_issue.eq(reserved + issue),
-                         after_drop.eq(after_issue - drop)]
-            m.d.sync += reserved.eq(after_drop - buffer.pop)
+            m.d.sync += reserved.eq((reserved + step)[:len(reserved)])
 
         # cqon: up at once on enable; down only once nothing issued is
         # outstanding (``run`` covers a fetch issued in the cycle cqen drops).
@@ -513,7 +550,7 @@ class _PrefetchBuffer(wiring.Component):
         self.depth = depth
         super().__init__({
             "w_en": In(1), "w_data": In(width),
-            "pop": In(1), "have": Out(1), "r_data": Out(width),
+            "pop": In(1), "have": Out(1), "have_next": Out(1), "r_data": Out(width),
         })
 
     def elaborate(self, platform):
@@ -538,8 +575,9 @@ class _PrefetchBuffer(wiring.Component):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
         # One behind the head: it stays only if it is not loaded now.
         just_one = w_ptr == r_inc
+        m.d.comb += self.have_next.eq(stored | (self.have & ~self.pop))
         m.d.sync += [
-            self.have.eq(stored | (self.have & ~self.pop)),
+            self.have.eq(self.have_next),
             stored.eq(self.w_en | (stored & ~just_one) | (just_one & self.have & ~self.pop)),
         ]
         return m
