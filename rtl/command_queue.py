@@ -50,7 +50,26 @@ _BufferedCommand = data.StructLayout({
     "fence": 1,         # a legal IOFENCE.C/.PD, fetched fine
     "fence_now": 1,     # ... of kind C without AV: it completes as it executes
     "fence_pd": 1,      # IOFENCE.PD (opcode and func3)
+    "fence_later": 1,   # a legal fence, fetched fine, that waits (AV or kind PD)
+    "stops": 1,         # execution leaves Exec on it (INVAL_DDT, fault, illegal)
 })
+
+
+def _kept(value, name):
+    """``value`` through a signal that synthesis keeps, so the logic on each side
+    of it is mapped on its own (a tree where area mapping would build a chain)."""
+    sig = Signal.like(Value.cast(value), name=name, attrs={"keep": 1})
+    return sig, sig.eq(value)
+
+
+def _differ(m, a, b, name):
+    """``a != b`` as a two-level tree (one LUT per two bit pairs, then an OR)."""
+    pairs = []
+    for k in range(0, len(a), 2):
+        sig, stmt = _kept(a[k:k + 2] != b[k:k + 2], f"{name}_{k}")
+        m.d.comb += stmt
+        pairs.append(sig)
+    return Cat(*pairs).any()
 
 
 def _any_reserved(view, layout):
@@ -230,10 +249,14 @@ class CommandQueue(wiring.Component):
         reserved = Signal(count_shape)
         issued = Signal()
         issue_ok_after, issue_ok_idle = Signal(), Signal()
-        tail = regs.sw_index[:_INDEX_BITS]
+        # cqt as a register here (software's moves are seen a cycle late).
+        tail = Signal(_INDEX_BITS)
+        m.d.sync += tail.eq(regs.sw_index[:_INDEX_BITS])
         m.d.sync += [
-            issue_ok_after.eq(run & (fetch_inc != tail) & (reserved < depth - 1)),
-            issue_ok_idle.eq(run & (fetch_idx != tail) & (reserved < depth)),
+            issue_ok_after.eq(run & _differ(m, fetch_inc, tail, "after_differs")
+                              & (reserved < depth - 1)),
+            issue_ok_idle.eq(run & _differ(m, fetch_idx, tail, "idle_differs")
+                             & (reserved < depth)),
         ]
         issue = Signal()
         m.d.comb += issue.eq(run & Mux(issued, issue_ok_after, issue_ok_idle) & can_take_ar)
@@ -347,6 +370,8 @@ class CommandQueue(wiring.Component):
             arriving.fence.eq(~word_fault & legal_fence),
             arriving.fence_now.eq(~word_fault & legal_fence & ~kind["fence_pd"] & ~parts["fence_av"]),
             arriving.fence_pd.eq(kind["fence_pd"]),
+            arriving.fence_later.eq(~word_fault & legal_fence & (kind["fence_pd"] | parts["fence_av"])),
+            arriving.stops.eq(word_fault | ~legal | legal_inval),
         ]
 
         outstanding_next = Signal(count_shape)
@@ -496,6 +521,11 @@ class CommandQueue(wiring.Component):
             failed.eq(fail_now),
         ]
 
+        ready_stays, stmt = _kept(run & st_exec & regs.enable & on & ~regs.status.cqmf
+                                  & ~regs.status.cmd_ill & ~failed, "ready_stays")
+        m.d.comb += stmt
+        leaves, stmt = _kept(ready & (head_cmd.stops | (head_cmd.fence_later & ~resp_valid)), "leaves")
+        m.d.comb += stmt
         next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
                      | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
                      | (st_store & b.valid) | (st_inval & inval.ready))
@@ -507,14 +537,19 @@ class CommandQueue(wiring.Component):
             st_store.eq(start_store | (st_store & ~b.valid)),
             st_inval.eq(go_inval | (st_inval & ~inval.ready)),
             run.eq(next_run),
-            ready.eq(run & next_run & next_exec & buffer.have_next),
+            # Back to Exec from another state, it acts a cycle later; staying in
+            # Exec, no store can fail (so fail_now is fail_mf | fail_ill here).
+            ready.eq(ready_stays & ~leaves & buffer.have_next),
         ]
 
         # Slot accounting.
         drop = burst_done & discarding
         # One adder per counter: the step (-2..+1) is one LUT of its causes.
+        # A slot freed by a pop counts a cycle later.
+        popped = Signal()
+        m.d.sync += popped.eq(buffer.pop)
         step = Signal(range(-2, 2))
-        with m.Switch(Cat(issue, drop, buffer.pop)):
+        with m.Switch(Cat(issue, drop, popped)):
             with m.Case(0b001):
                 m.d.comb += step.eq(1)
             with m.Case(0b010, 0b100, 0b111):
