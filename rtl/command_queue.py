@@ -248,14 +248,15 @@ class CommandQueue(wiring.Component):
         # freed in that cycle counts one cycle later.
         reserved = Signal(count_shape)
         issued = Signal()
+        store_bad = Signal()        # the AV store's response is an error
         issue_ok_after, issue_ok_idle = Signal(), Signal()
         # cqt as a register here (software's moves are seen a cycle late).
         tail = Signal(_INDEX_BITS)
         m.d.sync += tail.eq(regs.sw_index[:_INDEX_BITS])
         m.d.sync += [
-            issue_ok_after.eq(run & _differ(m, fetch_inc, tail, "after_differs")
+            issue_ok_after.eq(run & ~store_bad & _differ(m, fetch_inc, tail, "after_differs")
                               & (reserved < depth - 1)),
-            issue_ok_idle.eq(run & _differ(m, fetch_idx, tail, "idle_differs")
+            issue_ok_idle.eq(run & ~store_bad & _differ(m, fetch_idx, tail, "idle_differs")
                              & (reserved < depth)),
         ]
         issue = Signal()
@@ -417,7 +418,11 @@ class CommandQueue(wiring.Component):
         go_fence = ready & head_cmd.fence & ~resp_valid
         fail_mf = ready & head_cmd.fault
         fail_ill = ready & head_cmd.illegal
-        m.d.comb += buffer.pop.eq(go_prgr | go_inval | go_fence)
+        # The pop as two kept LUTs and their OR (it drives the whole buffer).
+        pop_simple, stmt_simple = _kept(ready & (head_cmd.inval | (head_cmd.prgr & ~resp_full)),
+                                        "pop_simple")
+        pop_fence, stmt_fence = _kept(go_fence, "pop_fence")
+        m.d.comb += [stmt_simple, stmt_fence, buffer.pop.eq(pop_simple | pop_fence)]
 
         push = go_prgr
         with m.If(~resp_valid | resp.ready):
@@ -482,7 +487,7 @@ class CommandQueue(wiring.Component):
         drain_abandon = st_drain & ~run
         drain_done = st_drain & run & pd_reached
         store_ok = st_store & b.valid & (b.payload.resp == 0)
-        store_bad = st_store & b.valid & (b.payload.resp != 0)
+        m.d.comb += store_bad.eq(st_store & b.valid & (b.payload.resp != 0))
         start_store = to_store | (drain_done & fence_av)
         with m.If(start_store):
             m.d.sync += [aw_valid.eq(1), w_valid.eq(1)]
@@ -529,8 +534,11 @@ class CommandQueue(wiring.Component):
         next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
                      | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
                      | (st_store & b.valid) | (st_inval & inval.ready))
+        # A failed store stops the queue a cycle later than a failed command
+        # (through ``failed``); nothing runs meanwhile: execution is not back
+        # in Exec and no fetch was allowed for that cycle.
         next_run = (regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill
-                    & ~fail_now & ~failed)
+                    & ~fail_mf & ~fail_ill & ~failed)
         m.d.sync += [
             st_exec.eq(next_exec),
             st_drain.eq(to_drain | (st_drain & ~drain_abandon & ~drain_done)),
@@ -610,7 +618,8 @@ class _PrefetchBuffer(wiring.Component):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
         # One behind the head: it stays only if it is not loaded now.
         just_one = w_ptr == r_inc
-        m.d.comb += self.have_next.eq(stored | (self.have & ~self.pop))
+        have_next = Signal(attrs={"keep": 1})
+        m.d.comb += [have_next.eq(stored | (self.have & ~self.pop)), self.have_next.eq(have_next)]
         m.d.sync += [
             self.have.eq(self.have_next),
             stored.eq(self.w_en | (stored & ~just_one) | (just_one & self.have & ~self.pop)),
