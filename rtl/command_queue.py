@@ -375,9 +375,14 @@ class CommandQueue(wiring.Component):
             arriving.stops.eq(word_fault | ~legal | legal_inval),
         ]
 
-        outstanding_next = Signal(count_shape)
-        m.d.comb += outstanding_next.eq(outstanding + issue - burst_done)
-        m.d.sync += outstanding.eq(outstanding_next)
+        # ``outstanding_less`` is outstanding - 1, kept alongside, so what is
+        # still to arrive after this cycle is a choice between two registers.
+        outstanding_less = Signal(range(-1, 2 * depth + 1), init=-1)
+        still_to_arrive = Mux(burst_done, outstanding_less, outstanding)[:len(outstanding)]
+        with m.If(issue & ~burst_done):
+            m.d.sync += [outstanding.eq(outstanding + 1), outstanding_less.eq(outstanding)]
+        with m.Elif(~issue & burst_done):
+            m.d.sync += [outstanding.eq(outstanding_less), outstanding_less.eq(outstanding_less - 1)]
         discarding = Signal()
         m.d.comb += discarding.eq(discard != 0)
         with m.If(burst_done & discarding):
@@ -531,6 +536,10 @@ class CommandQueue(wiring.Component):
         m.d.comb += stmt
         leaves, stmt = _kept(ready & (head_cmd.stops | (head_cmd.fence_later & ~resp_valid)), "leaves")
         m.d.comb += stmt
+        # What the pop is when ready stays (neither INVAL_DDT nor a waiting fence).
+        consumes, stmt = _kept(ready & ((head_cmd.prgr & ~resp_full) | (head_cmd.fence_now & ~resp_valid)),
+                               "consumes")
+        m.d.comb += stmt
         next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
                      | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
                      | (st_store & b.valid) | (st_inval & inval.ready))
@@ -547,15 +556,14 @@ class CommandQueue(wiring.Component):
             run.eq(next_run),
             # Back to Exec from another state, it acts a cycle later; staying in
             # Exec, no store can fail (so fail_now is fail_mf | fail_ill here).
-            ready.eq(ready_stays & ~leaves & buffer.have_next),
+            ready.eq(ready_stays & ~leaves & (buffer.stored | (buffer.have & ~consumes))),
         ]
 
         # Slot accounting.
-        drop = burst_done & discarding
         # One adder per counter: the step (-2..+1) is one LUT of its causes.
-        # A slot freed by a pop counts a cycle later.
-        popped = Signal()
-        m.d.sync += popped.eq(buffer.pop)
+        # A slot freed by a pop or a dropped arrival counts a cycle later.
+        popped, drop = Signal(), Signal()
+        m.d.sync += [popped.eq(buffer.pop), drop.eq(burst_done & discarding & run)]
         step = Signal(range(-2, 2))
         with m.Switch(Cat(issue, drop, popped)):
             with m.Case(0b001):
@@ -567,7 +575,7 @@ class CommandQueue(wiring.Component):
         with m.If(flush):
             # Everything not yet arrived belongs to the dropped prefetch; the
             # buffer is emptied.  (No issue while flushing.)
-            m.d.sync += [discard.eq(outstanding_next), reserved.eq(outstanding - burst_done)]
+            m.d.sync += [discard.eq(still_to_arrive), reserved.eq(still_to_arrive)]
         with m.Else():
             m.d.sync += reserved.eq((reserved + step)[:len(reserved)])
 
@@ -593,7 +601,7 @@ class _PrefetchBuffer(wiring.Component):
         self.depth = depth
         super().__init__({
             "w_en": In(1), "w_data": In(width),
-            "pop": In(1), "have": Out(1), "have_next": Out(1), "r_data": Out(width),
+            "pop": In(1), "have": Out(1), "stored": Out(1), "r_data": Out(width),
         })
 
     def elaborate(self, platform):
@@ -618,10 +626,9 @@ class _PrefetchBuffer(wiring.Component):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
         # One behind the head: it stays only if it is not loaded now.
         just_one = w_ptr == r_inc
-        have_next = Signal(attrs={"keep": 1})
-        m.d.comb += [have_next.eq(stored | (self.have & ~self.pop)), self.have_next.eq(have_next)]
+        m.d.comb += self.stored.eq(stored)
         m.d.sync += [
-            self.have.eq(self.have_next),
+            self.have.eq(stored | (self.have & ~self.pop)),
             stored.eq(self.w_en | (stored & ~just_one) | (just_one & self.have & ~self.pop)),
         ]
         return m
