@@ -242,10 +242,11 @@ class CommandQueue(wiring.Component):
         m.d.comb += ar.valid.eq(ar_valid)
         can_take_ar = ~ar_valid | ar.ready
         # Slots taken: bursts outstanding plus commands buffered, kept as one
-        # counter.  Whether a fetch may be issued is decided a cycle ahead, for
-        # both outcomes of that cycle (issued or not): ``issue_ok_after`` after
-        # an issue (fetch_inc is then next), ``issue_ok_idle`` otherwise.  A slot
-        # freed in that cycle counts one cycle later.
+        # counter that sees every change a cycle late (an issue, a pop, a
+        # dropped arrival; ``issued`` counts the issue meanwhile).  Whether a
+        # fetch may be issued is decided a cycle ahead, for both outcomes of
+        # that cycle: ``issue_ok_after`` after an issue (fetch_inc is then
+        # next), ``issue_ok_idle`` otherwise.
         reserved = Signal(count_shape)
         issued = Signal()
         store_bad = Signal()        # the AV store's response is an error
@@ -255,9 +256,9 @@ class CommandQueue(wiring.Component):
         m.d.sync += tail.eq(regs.sw_index[:_INDEX_BITS])
         m.d.sync += [
             issue_ok_after.eq(run & ~store_bad & _differ(m, fetch_inc, tail, "after_differs")
-                              & (reserved < depth - 1)),
+                              & Mux(issued, reserved < depth - 2, reserved < depth - 1)),
             issue_ok_idle.eq(run & ~store_bad & _differ(m, fetch_idx, tail, "idle_differs")
-                             & (reserved < depth)),
+                             & Mux(issued, reserved < depth - 1, reserved < depth)),
         ]
         issue = Signal()
         m.d.comb += issue.eq(run & Mux(issued, issue_ok_after, issue_ok_idle) & can_take_ar)
@@ -424,10 +425,12 @@ class CommandQueue(wiring.Component):
         fail_mf = ready & head_cmd.fault
         fail_ill = ready & head_cmd.illegal
         # The pop as two kept LUTs and their OR (it drives the whole buffer).
-        pop_simple, stmt_simple = _kept(ready & (head_cmd.inval | (head_cmd.prgr & ~resp_full)),
-                                        "pop_simple")
-        pop_fence, stmt_fence = _kept(go_fence, "pop_fence")
-        m.d.comb += [stmt_simple, stmt_fence, buffer.pop.eq(pop_simple | pop_fence)]
+        pops = []
+        for name, term in (("pop_inval", go_inval), ("pop_prgr", go_prgr), ("pop_fence", go_fence)):
+            sig, stmt = _kept(term, name)
+            m.d.comb += stmt
+            pops.append(sig)
+        m.d.comb += buffer.pop.eq(Cat(*pops).any())
 
         push = go_prgr
         with m.If(~resp_valid | resp.ready):
@@ -560,12 +563,11 @@ class CommandQueue(wiring.Component):
         ]
 
         # Slot accounting.
-        # One adder per counter: the step (-2..+1) is one LUT of its causes.
-        # A slot freed by a pop or a dropped arrival counts a cycle later.
+        # One adder, its step (-2..+1) one LUT of registers.
         popped, drop = Signal(), Signal()
         m.d.sync += [popped.eq(buffer.pop), drop.eq(burst_done & discarding & run)]
         step = Signal(range(-2, 2))
-        with m.Switch(Cat(issue, drop, popped)):
+        with m.Switch(Cat(issued, drop, popped)):
             with m.Case(0b001):
                 m.d.comb += step.eq(1)
             with m.Case(0b010, 0b100, 0b111):
