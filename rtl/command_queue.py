@@ -8,7 +8,7 @@ handshake), ``IOFENCE.C`` and this design's ``IOFENCE.PD`` (page-request drain).
 Everything else is ``cmd_ill``.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -69,7 +69,9 @@ def _differ(m, a, b, name):
         sig, stmt = _kept(a[k:k + 2] != b[k:k + 2], f"{name}_{k}")
         m.d.comb += stmt
         pairs.append(sig)
-    return Cat(*pairs).any()
+    sig, stmt = _kept(Cat(*pairs).any(), name)
+    m.d.comb += stmt
+    return sig
 
 
 def _any_reserved(view, layout):
@@ -229,8 +231,9 @@ class CommandQueue(wiring.Component):
         # Emptied whenever the queue does not run, so execution never sees a
         # stale command.
         flush = ~run
-        m.submodules.buffer = buffer = ResetInserter(flush)(
-            _PrefetchBuffer(width=_BufferedCommand.size, depth=depth))
+        m.submodules.buffer = buffer = _PrefetchBuffer(
+            width=_BufferedCommand.size, depth=depth, pop_causes=3)
+        m.d.comb += buffer.flush.eq(flush)
 
         count_shape = unsigned((2 * depth).bit_length())
         outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
@@ -249,15 +252,17 @@ class CommandQueue(wiring.Component):
         # next), ``issue_ok_idle`` otherwise.
         reserved = Signal(count_shape)
         issued = Signal()
-        store_bad = Signal()        # the AV store's response is an error
+        # The AV store is answered: if in error, the queue stops a cycle later
+        # (through ``failed``), and no fetch is issued in between.
+        store_answered = Signal()
         issue_ok_after, issue_ok_idle = Signal(), Signal()
         # cqt as a register here (software's moves are seen a cycle late).
         tail = Signal(_INDEX_BITS)
         m.d.sync += tail.eq(regs.sw_index[:_INDEX_BITS])
         m.d.sync += [
-            issue_ok_after.eq(run & ~store_bad & _differ(m, fetch_inc, tail, "after_differs")
+            issue_ok_after.eq(run & ~store_answered & _differ(m, fetch_inc, tail, "after_differs")
                               & Mux(issued, reserved < depth - 2, reserved < depth - 1)),
-            issue_ok_idle.eq(run & ~store_bad & _differ(m, fetch_idx, tail, "idle_differs")
+            issue_ok_idle.eq(run & ~store_answered & _differ(m, fetch_idx, tail, "idle_differs")
                              & Mux(issued, reserved < depth - 1, reserved < depth)),
         ]
         issue = Signal()
@@ -430,7 +435,8 @@ class CommandQueue(wiring.Component):
             sig, stmt = _kept(term, name)
             m.d.comb += stmt
             pops.append(sig)
-        m.d.comb += buffer.pop.eq(Cat(*pops).any())
+        m.d.comb += buffer.pops.eq(Cat(*pops))
+        popping = buffer.pops.any()
 
         push = go_prgr
         with m.If(~resp_valid | resp.ready):
@@ -495,7 +501,8 @@ class CommandQueue(wiring.Component):
         drain_abandon = st_drain & ~run
         drain_done = st_drain & run & pd_reached
         store_ok = st_store & b.valid & (b.payload.resp == 0)
-        m.d.comb += store_bad.eq(st_store & b.valid & (b.payload.resp != 0))
+        store_bad = st_store & b.valid & (b.payload.resp != 0)
+        m.d.comb += store_answered.eq(st_store & b.valid)
         start_store = to_store | (drain_done & fence_av)
         with m.If(start_store):
             m.d.sync += [aw_valid.eq(1), w_valid.eq(1)]
@@ -565,7 +572,7 @@ class CommandQueue(wiring.Component):
         # Slot accounting.
         # One adder, its step (-2..+1) one LUT of registers.
         popped, drop = Signal(), Signal()
-        m.d.sync += [popped.eq(buffer.pop), drop.eq(burst_done & discarding & run)]
+        m.d.sync += [popped.eq(popping), drop.eq(burst_done & discarding & run)]
         step = Signal(range(-2, 2))
         with m.Switch(Cat(issued, drop, popped)):
             with m.Case(0b001):
@@ -594,16 +601,17 @@ class CommandQueue(wiring.Component):
 
 class _PrefetchBuffer(wiring.Component):
     """FIFO of prefetched commands: a memory with a synchronous read port whose
-    read register holds the head (``r_data``, valid when ``have``).  ``pop`` (only
-    while ``have``) and ``w_en`` act at the clock edge; the write side is never
-    offered more than ``depth`` entries (the command queue counts its slots)."""
+    read register holds the head (``r_data``, valid when ``have``).  ``pops`` (one
+    bit per cause, only while ``have`` and not ``flush``), ``w_en`` and ``flush``
+    (empties it) act at the clock edge; the write side is never offered more
+    than ``depth`` entries (the command queue counts its slots)."""
 
-    def __init__(self, *, width, depth):
+    def __init__(self, *, width, depth, pop_causes):
         self.width = width
         self.depth = depth
         super().__init__({
-            "w_en": In(1), "w_data": In(width),
-            "pop": In(1), "have": Out(1), "stored": Out(1), "r_data": Out(width),
+            "w_en": In(1), "w_data": In(width), "flush": In(1),
+            "pops": In(pop_causes), "have": Out(1), "stored": Out(1), "r_data": Out(width),
         })
 
     def elaborate(self, platform):
@@ -614,23 +622,36 @@ class _PrefetchBuffer(wiring.Component):
         w_port = storage.write_port()
         r_port = storage.read_port(domain="sync")
         w_ptr = Signal(ptr_bits)
-        r_ptr = Signal(ptr_bits)
-        r_inc = Signal(ptr_bits, init=1)
+        # The read pointers need no reset (they only ever move together, and a
+        # flush moves the write pointer to them), so their enable is the read.
+        r_ptr = Signal(ptr_bits, reset_less=True)   # the entry after the head
+        r_inc = Signal(ptr_bits, init=1, reset_less=True)
         stored = Signal()           # entries in the memory behind the head
-        load = stored & (~self.have | self.pop)
+        pop = self.pops.any()
+        # The read (and the read pointers' enable) as two kept terms and an OR:
+        # the one the pops reach is one LUT.
+        fill, fill_stmt = _kept(stored & ~self.have & ~self.flush, "fill")
+        follow, follow_stmt = _kept(stored & pop, "follow")
+        load = fill | follow
         m.d.comb += [
+            fill_stmt, follow_stmt,
             w_port.addr.eq(w_ptr), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en),
             r_port.addr.eq(r_ptr), r_port.en.eq(load), self.r_data.eq(r_port.data),
+            self.stored.eq(stored),
         ]
-        with m.If(self.w_en):
+        # Flushing moves the write pointer back to the read pointer (which a
+        # flush does not move).
+        with m.If(self.flush):
+            m.d.sync += w_ptr.eq(r_ptr)
+        with m.Elif(self.w_en):
             m.d.sync += w_ptr.eq(w_ptr + 1)
         with m.If(load):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
         # One behind the head: it stays only if it is not loaded now.
         just_one = w_ptr == r_inc
-        m.d.comb += self.stored.eq(stored)
         m.d.sync += [
-            self.have.eq(stored | (self.have & ~self.pop)),
-            stored.eq(self.w_en | (stored & ~just_one) | (just_one & self.have & ~self.pop)),
+            self.have.eq(~self.flush & (stored | (self.have & ~pop))),
+            stored.eq(~self.flush & (self.w_en | (stored & ~just_one)
+                                     | (just_one & self.have & ~pop))),
         ]
         return m
