@@ -430,12 +430,7 @@ class CommandQueue(wiring.Component):
         fail_mf = ready & head_cmd.fault
         fail_ill = ready & head_cmd.illegal
         # The pop as two kept LUTs and their OR (it drives the whole buffer).
-        pops = []
-        for name, term in (("pop_inval", go_inval), ("pop_prgr", go_prgr), ("pop_fence", go_fence)):
-            sig, stmt = _kept(term, name)
-            m.d.comb += stmt
-            pops.append(sig)
-        m.d.comb += buffer.pops.eq(Cat(*pops))
+        m.d.comb += buffer.pops.eq(Cat(go_inval, go_prgr, go_fence))
         popping = buffer.pops.any()
 
         push = go_prgr
@@ -628,13 +623,8 @@ class _PrefetchBuffer(wiring.Component):
         r_inc = Signal(ptr_bits, init=1, reset_less=True)
         stored = Signal()           # entries in the memory behind the head
         pop = self.pops.any()
-        # The read (and the read pointers' enable) as two kept terms and an OR:
-        # the one the pops reach is one LUT.
-        fill, fill_stmt = _kept(stored & ~self.have & ~self.flush, "fill")
-        follow, follow_stmt = _kept(stored & pop, "follow")
-        load = fill | follow
+        load = stored & ((~self.have & ~self.flush) | pop)
         m.d.comb += [
-            fill_stmt, follow_stmt,
             w_port.addr.eq(w_ptr), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en),
             r_port.addr.eq(r_ptr), r_port.en.eq(load), self.r_data.eq(r_port.data),
             self.stored.eq(stored),
