@@ -26,8 +26,9 @@ from rtl.bus import (
 __all__ = ["CommandQueue", "FETCH_TO_EXECUTE", "RESPONSE_BUFFER", "STATUS_SET_DELAY"]
 
 #: Cycles from the last beat of a command's fetch to its execution when nothing
-#: is ahead of it (the prefetch buffer's registered read).
-FETCH_TO_EXECUTE = 2
+#: is ahead of it (its decode is finished from registers, then the prefetch
+#: buffer's registered read).
+FETCH_TO_EXECUTE = 3
 #: ATS.PRGR responses the command queue holds for ``resp`` (handed to the
 #: response path: a disable does not take them back).
 RESPONSE_BUFFER = 2
@@ -41,8 +42,7 @@ _INDEX_BITS = 16            # 2**16 entries at most (LOG2SZ-1 is clamped to 15)
 
 #: A prefetched command as buffered: its bits, whether its fetch faulted, and
 #: its decode (done as it arrives, so execution reads flags from registers).
-_BufferedCommand = data.StructLayout({
-    "bits": _COMMAND_BITS,
+_CommandFlags = data.StructLayout({
     "fault": 1,         # its fetch faulted (cqmf)
     "illegal": 1,       # fetched fine, not a legal command (cmd_ill)
     "prgr": 1,          # a legal ATS.PRGR, fetched fine
@@ -119,7 +119,8 @@ class CommandQueue(wiring.Component):
     --------
     Queue control
         * cqen 0→1 (seen while cqon=0): cqh := 0 and cqon=1 from the next cycle.
-        * cqen 1→0: nothing new is fetched or executed; cqon stays 1 until every
+        * cqen 1→0: nothing new is fetched or executed from the next cycle on
+          (see "Registered edges"); cqon stays 1 until every
           fetch and AV store issued has had its response (and a pending
           invalidation handshake has finished), then drops.  A fence waiting when
           cqen drops is abandoned: no AV store, no fence_w_ip, cqh stays on it.  An
@@ -157,9 +158,16 @@ class CommandQueue(wiring.Component):
         ``pr_accepted`` as of then); the fence acts in the next cycle.  A fence
         without AV moves cqh two cycles after that acceptance; with AV its store is
         offered two cycles after it and cqh moves in the cycle after the write
-        response.  A fence with no earlier work is executed two cycles
-        after the last beat of its fetch (the buffer's registered read), and cqh
+        response.  A fence with no earlier work is executed three cycles
+        after the last beat of its fetch (:data:`FETCH_TO_EXECUTE`), and cqh
         moves one cycle later without AV.
+    Registered edges
+        The register file's cqen, cqt and status bits are seen one cycle late: a
+        command may still execute, and a fetch be issued, in the cycle cqen drops
+        (cqon covers it), and work resumes a cycle after an error bit is cleared.
+        The status set pulses (cmd_ill, cqmf, fence_w_ip) leave as registers,
+        :data:`STATUS_SET_DELAY` cycles after their cause (fence_w_ip in the cycle
+        cqh moves past the fence); ``hw_index`` and ``on`` are registers.
     """
 
     def __init__(self, *, addr_width=56, data_width=64, prefetch_depth=None):
@@ -232,12 +240,14 @@ class CommandQueue(wiring.Component):
         # stale command.
         flush = ~run
         m.submodules.buffer = buffer = _PrefetchBuffer(
-            width=_BufferedCommand.size, depth=depth, pop_causes=3)
+            width=_COMMAND_BITS, flags=_CommandFlags.size, depth=depth, pop_causes=3)
         m.d.comb += buffer.flush.eq(flush)
 
         count_shape = unsigned((2 * depth).bit_length())
         outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
         discard = Signal(count_shape)          # of those, how many to throw away
+        discarding = Signal()
+        m.d.comb += discarding.eq(discard != 0)
 
         # The read command is a register: once offered it stays until accepted.
         ar = self.fetch.ar
@@ -326,8 +336,8 @@ class CommandQueue(wiring.Component):
                 word.eq(r.payload.data),
                 word_fault.eq(beat_fault),
             ]
-            parts = decode_parts(word)
-            kind = decode_header(word)
+            parts_now = {("hi", k): v for k, v in decode_parts(word).items()}
+            parts_now.update({("kind", k): v for k, v in decode_header(word).items()})
         else:
             header = data.Layout.cast(CommandHeader)
             assert all(header[n].offset + header[n].width <= self.data_width
@@ -355,21 +365,32 @@ class CommandQueue(wiring.Component):
                         m.d.sync += [low_kind[k].eq(v) for k, v in first_kind.items()]
             assert beats == 2, "a command is at most two beats"
             last = Cat(Const(0, _COMMAND_BITS - self.data_width), r.payload.data)
-            last_parts = decode_parts(last)
-            parts = {k: low_parts[k] | last_parts[k] for k in last_parts}
-            kind = low_kind
+            parts_now = {("hi", k): v for k, v in decode_parts(last).items()}
+            parts_now.update({("lo", k): v for k, v in low_parts.items()})
+            parts_now.update({("kind", k): v for k, v in low_kind.items()})
             m.d.comb += [
                 word.eq(Cat(low, r.payload.data)),
                 word_fault.eq(low_fault | beat_fault),
             ]
 
+        # The decode is finished a cycle after the last beat, from registers:
+        # the command's bits go into the buffer as they arrive, its flags a
+        # cycle later (and only then does the buffer count it).
+        late_parts = {key: Signal(name=f"late_{key[0]}_{key[1]}") for key in parts_now}
+        late_fault = Signal()
+        late_write = Signal()
+        m.d.sync += [late_parts[key].eq(v) for key, v in parts_now.items()]
+        m.d.sync += [late_fault.eq(word_fault), late_write.eq(burst_done & ~discarding & ~flush)]
+        kind = {k: late_parts[("kind", k)] for k in ("fence_c", "fence_pd", "inval", "prgr")}
+        parts = {k: late_parts[key] | late_parts.get(("lo", k), 0)
+                 for (half, k), key in ((key, key) for key in late_parts) if half == "hi"}
+        word_fault = late_fault
         legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
         legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
         legal_prgr = kind["prgr"] & ~parts["prgr_bad"]
         legal = legal_fence | legal_inval | legal_prgr
-        arriving = Signal(_BufferedCommand)
+        arriving = Signal(_CommandFlags)
         m.d.comb += [
-            arriving.bits.eq(word),
             arriving.fault.eq(word_fault),
             arriving.illegal.eq(~word_fault & ~legal),
             arriving.prgr.eq(~word_fault & legal_prgr),
@@ -389,17 +410,17 @@ class CommandQueue(wiring.Component):
             m.d.sync += [outstanding.eq(outstanding + 1), outstanding_less.eq(outstanding)]
         with m.Elif(~issue & burst_done):
             m.d.sync += [outstanding.eq(outstanding_less), outstanding_less.eq(outstanding_less - 1)]
-        discarding = Signal()
-        m.d.comb += discarding.eq(discard != 0)
+
         with m.If(burst_done & discarding):
             m.d.sync += discard.eq(discard - 1)
-        m.d.comb += [buffer.w_en.eq(burst_done & ~discarding), buffer.w_data.eq(arriving)]
+        m.d.comb += [buffer.w_en.eq(burst_done & ~discarding), buffer.w_data.eq(word),
+                     buffer.w_flags_en.eq(late_write), buffer.w_flags.eq(arriving)]
 
         # --- the command at the head of the buffer ----------------------------------------
-        head_cmd = data.View(_BufferedCommand, buffer.r_data)
-        fence_cmd = IofenceCmd(head_cmd.bits)
-        inval_cmd = InvalDdtCmd(head_cmd.bits)
-        prgr_cmd = PrgrCmd(head_cmd.bits)
+        head_cmd = data.View(_CommandFlags, buffer.r_flags)
+        fence_cmd = IofenceCmd(buffer.r_data)
+        inval_cmd = InvalDdtCmd(buffer.r_data)
+        prgr_cmd = PrgrCmd(buffer.r_data)
 
         # --- response buffer ------------------------------------------------------------
         # Two registers: ``resp`` is offered straight from the first; an ATS.PRGR
@@ -536,15 +557,11 @@ class CommandQueue(wiring.Component):
             failed.eq(fail_now),
         ]
 
-        ready_stays, stmt = _kept(run & st_exec & regs.enable & on & ~regs.status.cqmf
-                                  & ~regs.status.cmd_ill & ~failed, "ready_stays")
-        m.d.comb += stmt
-        leaves, stmt = _kept(ready & (head_cmd.stops | (head_cmd.fence_later & ~resp_valid)), "leaves")
-        m.d.comb += stmt
+        ready_stays = (run & st_exec & regs.enable & on & ~regs.status.cqmf
+                       & ~regs.status.cmd_ill & ~failed)
+        leaves = ready & (head_cmd.stops | (head_cmd.fence_later & ~resp_valid))
         # What the pop is when ready stays (neither INVAL_DDT nor a waiting fence).
-        consumes, stmt = _kept(ready & ((head_cmd.prgr & ~resp_full) | (head_cmd.fence_now & ~resp_valid)),
-                               "consumes")
-        m.d.comb += stmt
+        consumes = ready & ((head_cmd.prgr & ~resp_full) | (head_cmd.fence_now & ~resp_valid))
         next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
                      | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
                      | (st_store & b.valid) | (st_inval & inval.ready))
@@ -595,18 +612,22 @@ class CommandQueue(wiring.Component):
 
 
 class _PrefetchBuffer(wiring.Component):
-    """FIFO of prefetched commands: a memory with a synchronous read port whose
-    read register holds the head (``r_data``, valid when ``have``).  ``pops`` (one
-    bit per cause, only while ``have`` and not ``flush``), ``w_en`` and ``flush``
+    """FIFO of prefetched commands: memories with a synchronous read port whose
+    read registers hold the head (``r_data`` and ``r_flags``, valid when
+    ``have``).  An entry's data is written (``w_en``) a cycle before its flags
+    (``w_flags_en``), which is when the FIFO counts it.  ``pops`` (one bit per
+    cause, only while ``have`` and not ``flush``), the writes and ``flush``
     (empties it) act at the clock edge; the write side is never offered more
     than ``depth`` entries (the command queue counts its slots)."""
 
-    def __init__(self, *, width, depth, pop_causes):
+    def __init__(self, *, width, flags, depth, pop_causes):
         self.width = width
+        self.flags = flags
         self.depth = depth
         super().__init__({
-            "w_en": In(1), "w_data": In(width), "flush": In(1),
-            "pops": In(pop_causes), "have": Out(1), "stored": Out(1), "r_data": Out(width),
+            "w_en": In(1), "w_data": In(width), "w_flags_en": In(1), "w_flags": In(flags),
+            "flush": In(1), "pops": In(pop_causes),
+            "have": Out(1), "stored": Out(1), "r_data": Out(width), "r_flags": Out(flags),
         })
 
     def elaborate(self, platform):
@@ -614,34 +635,36 @@ class _PrefetchBuffer(wiring.Component):
         # One slot more than entries, so equal pointers mean empty.
         ptr_bits = self.depth.bit_length()
         m.submodules.storage = storage = Memory(shape=self.width, depth=1 << ptr_bits, init=[])
+        m.submodules.flag_storage = flag_storage = Memory(shape=self.flags, depth=1 << ptr_bits, init=[])
         w_port = storage.write_port()
         r_port = storage.read_port(domain="sync")
-        w_ptr = Signal(ptr_bits)
+        wf_port = flag_storage.write_port()
+        rf_port = flag_storage.read_port(domain="sync")
+        w_ptr = Signal(ptr_bits)        # data: the next entry to write
+        wf_ptr = Signal(ptr_bits)       # flags: the next entry to write (counted)
         # The read pointers need no reset (they only ever move together, and a
-        # flush moves the write pointer to them), so their enable is the read.
+        # flush moves the write pointers to them), so their enable is the read.
         r_ptr = Signal(ptr_bits, reset_less=True)   # the entry after the head
         r_inc = Signal(ptr_bits, init=1, reset_less=True)
-        stored = Signal()           # entries in the memory behind the head
+        stored = Signal()           # entries (counted) in the memory behind the head
         pop = self.pops.any()
         load = stored & ((~self.have & ~self.flush) | pop)
         m.d.comb += [
             w_port.addr.eq(w_ptr), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en),
+            wf_port.addr.eq(wf_ptr), wf_port.data.eq(self.w_flags), wf_port.en.eq(self.w_flags_en),
             r_port.addr.eq(r_ptr), r_port.en.eq(load), self.r_data.eq(r_port.data),
+            rf_port.addr.eq(r_ptr), rf_port.en.eq(load), self.r_flags.eq(rf_port.data),
             self.stored.eq(stored),
+            stored.eq(wf_ptr != r_ptr),
         ]
-        # Flushing moves the write pointer back to the read pointer (which a
-        # flush does not move).
         with m.If(self.flush):
-            m.d.sync += w_ptr.eq(r_ptr)
-        with m.Elif(self.w_en):
-            m.d.sync += w_ptr.eq(w_ptr + 1)
+            m.d.sync += [w_ptr.eq(r_ptr), wf_ptr.eq(r_ptr)]
+        with m.Else():
+            with m.If(self.w_en):
+                m.d.sync += w_ptr.eq(w_ptr + 1)
+            with m.If(self.w_flags_en):
+                m.d.sync += wf_ptr.eq(wf_ptr + 1)
         with m.If(load):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
-        # One behind the head: it stays only if it is not loaded now.
-        just_one = w_ptr == r_inc
-        m.d.sync += [
-            self.have.eq(~self.flush & (stored | (self.have & ~pop))),
-            stored.eq(~self.flush & (self.w_en | (stored & ~just_one)
-                                     | (just_one & self.have & ~pop))),
-        ]
+        m.d.sync += self.have.eq(~self.flush & (stored | (self.have & ~pop)))
         return m
