@@ -8,8 +8,9 @@ handshake), ``IOFENCE.C`` and this design's ``IOFENCE.PD`` (page-request drain).
 Everything else is ``cmd_ill``.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, Value, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
@@ -22,14 +23,18 @@ from rtl.bus import (
     QueueRegsSignature, queue_status_names,
 )
 
-__all__ = ["CommandQueue", "FETCH_TO_EXECUTE", "RESPONSE_BUFFER"]
+__all__ = ["CommandQueue", "FETCH_TO_EXECUTE", "RESPONSE_BUFFER", "STATUS_SET_DELAY"]
 
 #: Cycles from the last beat of a command's fetch to its execution when nothing
-#: is ahead of it (the prefetch buffer's registered read).
-FETCH_TO_EXECUTE = 2
+#: is ahead of it (its decode is finished from registers, then the prefetch
+#: buffer's registered read).
+FETCH_TO_EXECUTE = 3
 #: ATS.PRGR responses the command queue holds for ``resp`` (handed to the
 #: response path: a disable does not take them back).
 RESPONSE_BUFFER = 2
+#: Cycles from the event (an error found, a fence completed) to its pulse on
+#: ``regs.set_status`` (the pulses leave the block as registers).
+STATUS_SET_DELAY = 1
 
 _COMMAND_BITS = COMMAND_BYTES * 8
 _INDEX_BITS = 16            # 2**16 entries at most (LOG2SZ-1 is clamped to 15)
@@ -37,9 +42,36 @@ _INDEX_BITS = 16            # 2**16 entries at most (LOG2SZ-1 is clamped to 15)
 
 #: A prefetched command as buffered: its bits, whether its fetch faulted, and
 #: its decode (done as it arrives, so execution reads flags from registers).
-_BufferedCommand = data.StructLayout({
-    "bits": _COMMAND_BITS, "fault": 1, "legal": 1, "prgr": 1, "inval": 1, "fence_pd": 1,
+_CommandFlags = data.StructLayout({
+    "fault": 1,         # its fetch faulted (cqmf)
+    "illegal": 1,       # fetched fine, not a legal command (cmd_ill)
+    "prgr": 1,          # a legal ATS.PRGR, fetched fine
+    "inval": 1,         # a legal IODIR.INVAL_DDT, fetched fine
+    "fence": 1,         # a legal IOFENCE.C/.PD, fetched fine
+    "fence_now": 1,     # ... of kind C without AV: it completes as it executes
+    "fence_pd": 1,      # IOFENCE.PD (opcode and func3)
+    "fence_later": 1,   # a legal fence, fetched fine, that waits (AV or kind PD)
+    "stops": 1,         # execution leaves Exec on it (INVAL_DDT, fault, illegal)
 })
+
+
+def _kept(value, name):
+    """``value`` through a signal that synthesis keeps, so the logic on each side
+    of it is mapped on its own (a tree where area mapping would build a chain)."""
+    sig = Signal.like(Value.cast(value), name=name, attrs={"keep": 1})
+    return sig, sig.eq(value)
+
+
+def _differ(m, a, b, name):
+    """``a != b`` as a two-level tree (one LUT per two bit pairs, then an OR)."""
+    pairs = []
+    for k in range(0, len(a), 2):
+        sig, stmt = _kept(a[k:k + 2] != b[k:k + 2], f"{name}_{k}")
+        m.d.comb += stmt
+        pairs.append(sig)
+    sig, stmt = _kept(Cat(*pairs).any(), name)
+    m.d.comb += stmt
+    return sig
 
 
 def _any_reserved(view, layout):
@@ -87,7 +119,8 @@ class CommandQueue(wiring.Component):
     --------
     Queue control
         * cqen 0→1 (seen while cqon=0): cqh := 0 and cqon=1 from the next cycle.
-        * cqen 1→0: nothing new is fetched or executed; cqon stays 1 until every
+        * cqen 1→0: nothing new is fetched or executed from the next cycle on
+          (see "Registered edges"); cqon stays 1 until every
           fetch and AV store issued has had its response (and a pending
           invalidation handshake has finished), then drops.  A fence waiting when
           cqen drops is abandoned: no AV store, no fence_w_ip, cqh stays on it.  An
@@ -125,9 +158,16 @@ class CommandQueue(wiring.Component):
         ``pr_accepted`` as of then); the fence acts in the next cycle.  A fence
         without AV moves cqh two cycles after that acceptance; with AV its store is
         offered two cycles after it and cqh moves in the cycle after the write
-        response.  A fence with no earlier work is executed two cycles
-        after the last beat of its fetch (the buffer's registered read), and cqh
+        response.  A fence with no earlier work is executed three cycles
+        after the last beat of its fetch (:data:`FETCH_TO_EXECUTE`), and cqh
         moves one cycle later without AV.
+    Registered edges
+        The register file's cqen, cqt and status bits are seen one cycle late: a
+        command may still execute, and a fetch be issued, in the cycle cqen drops
+        (cqon covers it), and work resumes a cycle after an error bit is cleared.
+        The status set pulses (cmd_ill, cqmf, fence_w_ip) leave as registers,
+        :data:`STATUS_SET_DELAY` cycles after their cause (fence_w_ip in the cycle
+        cqh moves past the fence); ``hw_index`` and ``on`` are registers.
     """
 
     def __init__(self, *, addr_width=56, data_width=64, prefetch_depth=None):
@@ -162,65 +202,128 @@ class CommandQueue(wiring.Component):
         depth = self.prefetch_depth
 
         # --- queue control ---------------------------------------------------------
+        # Every decision below is taken from registers one LUT or two deep; the
+        # register file's enable and status bits are seen through ``run``, a
+        # register (one cycle late), and the status set pulses leave as registers.
         on = Signal()
-        head = Signal(_INDEX_BITS)             # cqh
-        fetch_idx = Signal(_INDEX_BITS)        # next command to fetch
-        failed = Signal()                      # an error pulse was raised last cycle
+        head = Signal(_INDEX_BITS)                      # cqh
+        head_inc = Signal(_INDEX_BITS, init=1)          # cqh + 1 (masked)
+        fetch_idx = Signal(_INDEX_BITS)                 # next command to fetch
+        fetch_inc = Signal(_INDEX_BITS, init=1)         # fetch_idx + 1 (masked)
         # Registered: cqb (and so the size) changes only while the queue is off.
         mask = Signal(_INDEX_BITS, init=1)
         m.d.sync += mask.eq(((Const(2, _INDEX_BITS + 1) << regs.log2sz_1) - 1)[:_INDEX_BITS])
-        stopped = regs.status.cqmf | regs.status.cmd_ill | failed
-        run = Signal()
+        run = Signal()              # enabled, on and not stopped, as of last cycle
+        failed = Signal()           # an error was raised last cycle (pulsed this one)
+        set_cqmf, set_cmd_ill, set_fence_w_ip = Signal(), Signal(), Signal()
         m.d.comb += [
-            run.eq(regs.enable & on & ~stopped),
             regs.hw_index.eq(head),
             regs.on.eq(on),
+            regs.set_status.cqmf.eq(set_cqmf),
+            regs.set_status.cmd_ill.eq(set_cmd_ill),
+            regs.set_status.fence_w_ip.eq(set_fence_w_ip),
         ]
         # notify stays 0: the CQ publishes no records.
-        head_next = (head + 1)[:_INDEX_BITS] & mask
-        m.d.sync += failed.eq(0)
+        restart = regs.enable & ~on
+
+        # Execution state, one-hot.
+        st_exec = Signal(init=1)    # executing the command at the head of the buffer
+        st_drain = Signal()         # IOFENCE.PD waiting for pr_retired
+        st_store = Signal()         # IOFENCE AV store issued, waiting for its response
+        st_inval = Signal()         # IODIR.INVAL_DDT offered on ``inval``
+        # run & st_exec & "the buffer holds a command", as one register: every
+        # decision on the command at the head is this and its decoded flags.
+        ready = Signal()
 
         # --- prefetch buffer ----------------------------------------------------------
-        # One entry per command (:data:`_BufferedCommand`), in a FIFO with a
-        # synchronous read port (block RAM where the device has it) and a
-        # registered output.  Cleared whenever the queue does not run, so
-        # execution never sees a stale command.
+        # Emptied whenever the queue does not run, so execution never sees a
+        # stale command.
         flush = ~run
-        m.submodules.buffer = buffer = ResetInserter(flush)(
-            fifo.SyncFIFOBuffered(width=_BufferedCommand.size, depth=max(depth, 2)))
+        m.submodules.buffer = buffer = _PrefetchBuffer(
+            width=_COMMAND_BITS, flags=_CommandFlags.size, depth=depth, pop_causes=3)
+        m.d.comb += buffer.flush.eq(flush)
 
         count_shape = unsigned((2 * depth).bit_length())
         outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
         discard = Signal(count_shape)          # of those, how many to throw away
+        discarding = Signal()
+        m.d.comb += discarding.eq(discard != 0)
 
         # The read command is a register: once offered it stays until accepted.
         ar = self.fetch.ar
         ar_valid = Signal()
         m.d.comb += ar.valid.eq(ar_valid)
-        issue = Signal()
         can_take_ar = ~ar_valid | ar.ready
         # Slots taken: bursts outstanding plus commands buffered, kept as one
-        # counter so the room test needs no adder.
+        # counter that sees every change a cycle late (an issue, a pop, a
+        # dropped arrival; ``issued`` counts the issue meanwhile).  Whether a
+        # fetch may be issued is decided a cycle ahead, for both outcomes of
+        # that cycle: ``issue_ok_after`` after an issue (fetch_inc is then
+        # next), ``issue_ok_idle`` otherwise.
         reserved = Signal(count_shape)
-        room = reserved < depth
-        m.d.comb += issue.eq(run & can_take_ar & room & (fetch_idx != regs.sw_index[:_INDEX_BITS]))
+        issued = Signal()
+        # The AV store is answered: if in error, the queue stops a cycle later
+        # (through ``failed``), and no fetch is issued in between.
+        store_answered = Signal()
+        issue_ok_after, issue_ok_idle = Signal(), Signal()
+        # cqt as a register here (software's moves are seen a cycle late).
+        tail = Signal(_INDEX_BITS)
+        m.d.sync += tail.eq(regs.sw_index[:_INDEX_BITS])
+        m.d.sync += [
+            issue_ok_after.eq(run & ~store_answered & _differ(m, fetch_inc, tail, "after_differs")
+                              & Mux(issued, reserved < depth - 2, reserved < depth - 1)),
+            issue_ok_idle.eq(run & ~store_answered & _differ(m, fetch_idx, tail, "idle_differs")
+                             & Mux(issued, reserved < depth - 1, reserved < depth)),
+        ]
+        issue = Signal()
+        m.d.comb += issue.eq(run & Mux(issued, issue_ok_after, issue_ok_idle) & can_take_ar)
+        m.d.sync += issued.eq(issue)
         base = Cat(Const(0, PAGE_SHIFT), regs.base_ppn)
         fetch_addr = (base | (fetch_idx << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
         # The address register follows fetch_idx whenever it may change, so
         # its load enable is the AR handshake, not the issue decision.
         with m.If(can_take_ar):
-            m.d.sync += ar.payload.addr.eq(fetch_addr)
-        with m.If(issue):
             m.d.sync += [
-                ar_valid.eq(1),
+                ar.payload.addr.eq(fetch_addr),
                 ar.payload.len.eq(beats - 1),
                 ar.payload.size.eq(bytes_per_beat.bit_length() - 1),
-                fetch_idx.eq((fetch_idx + 1)[:_INDEX_BITS] & mask),
             ]
+        with m.If(issue):
+            m.d.sync += ar_valid.eq(1)
         with m.Elif(ar.ready):
             m.d.sync += ar_valid.eq(0)
+        with m.If(flush):
+            m.d.sync += [fetch_idx.eq(head), fetch_inc.eq(head_inc)]
+        with m.Elif(issue):
+            m.d.sync += [fetch_idx.eq(fetch_inc), fetch_inc.eq((fetch_inc + 1)[:_INDEX_BITS] & mask)]
 
-        # Responses: assemble the beats of one command.
+        # Responses: assemble the beats of one command, and decode it as it
+        # arrives.  The decode is split per beat: every test is an OR over bits
+        # (a reserved field, a too-wide address, a nonzero PID) or a header
+        # compare within the first beat, so the first beat's part is
+        # registered and only the last beat's bits are decoded in its cycle.
+        def decode_parts(w):
+            fence, inval, prgr = IofenceCmd(w), InvalDdtCmd(w), PrgrCmd(w)
+            # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
+            return {
+                "fence_bad": (_any_reserved(fence, IofenceCmd)
+                              | Value.cast(fence.addr)[self.addr_width - 2:].any()),
+                "inval_bad": _any_reserved(inval, InvalDdtCmd) | Value.cast(inval.pid).any(),
+                "inval_dv": Value.cast(inval.dv),
+                "inval_did_wide": Value.cast(inval.did)[DDT_INDEX_BITS:].any(),
+                "prgr_bad": _any_reserved(prgr, PrgrCmd),
+                "fence_av": Value.cast(fence.av),
+            }
+
+        def decode_header(w):
+            hdr = CommandHeader(w)
+            return {
+                "fence_c": (hdr.opcode == Opcode.IOFENCE_C) & (hdr.func3 == FUNC3_IOFENCE_C),
+                "fence_pd": (hdr.opcode == Opcode.IOFENCE_PD) & (hdr.func3 == FUNC3_IOFENCE_PD),
+                "inval": (hdr.opcode == Opcode.IODIR) & (hdr.func3 == FUNC3_INVAL_DDT),
+                "prgr": (hdr.opcode == Opcode.ATS) & (hdr.func3 == FUNC3_PRGR),
+            }
+
         r = self.fetch.r
         m.d.comb += r.ready.eq(1)
         burst_done = Signal()
@@ -233,10 +336,20 @@ class CommandQueue(wiring.Component):
                 word.eq(r.payload.data),
                 word_fault.eq(beat_fault),
             ]
+            parts_now = {("hi", k): v for k, v in decode_parts(word).items()}
+            parts_now.update({("kind", k): v for k, v in decode_header(word).items()})
         else:
+            header = data.Layout.cast(CommandHeader)
+            assert all(header[n].offset + header[n].width <= self.data_width
+                       for n in ("opcode", "func3")), "opcode and func3 in the first beat"
             beat = Signal(range(beats))
             low = Signal(self.data_width * (beats - 1))
             low_fault = Signal()
+            first = Cat(r.payload.data, Const(0, _COMMAND_BITS - self.data_width))
+            first_parts = decode_parts(first)
+            first_kind = decode_header(first)
+            low_parts = {k: Signal(name=f"low_{k}") for k in first_parts}
+            low_kind = {k: Signal(name=f"low_is_{k}") for k in first_kind}
             with m.If(r.valid):
                 with m.If(beat == beats - 1):
                     m.d.sync += [beat.eq(0), low_fault.eq(0)]
@@ -247,105 +360,118 @@ class CommandQueue(wiring.Component):
                         low.eq(Cat(low[self.data_width:], r.payload.data)),
                         low_fault.eq(low_fault | beat_fault),
                     ]
+                    if beats == 2:
+                        m.d.sync += [low_parts[k].eq(v) for k, v in first_parts.items()]
+                        m.d.sync += [low_kind[k].eq(v) for k, v in first_kind.items()]
+            assert beats == 2, "a command is at most two beats"
+            last = Cat(Const(0, _COMMAND_BITS - self.data_width), r.payload.data)
+            parts_now = {("hi", k): v for k, v in decode_parts(last).items()}
+            parts_now.update({("lo", k): v for k, v in low_parts.items()})
+            parts_now.update({("kind", k): v for k, v in low_kind.items()})
             m.d.comb += [
                 word.eq(Cat(low, r.payload.data)),
                 word_fault.eq(low_fault | beat_fault),
             ]
 
-        # --- decode of each command as it arrives -----------------------------------------
-        hdr = CommandHeader(word)
-        arriving_fence = IofenceCmd(word)
-        arriving_inval = InvalDdtCmd(word)
-        arriving_prgr = PrgrCmd(word)
-        is_fence_c = (hdr.opcode == Opcode.IOFENCE_C) & (hdr.func3 == FUNC3_IOFENCE_C)
-        is_fence_pd = (hdr.opcode == Opcode.IOFENCE_PD) & (hdr.func3 == FUNC3_IOFENCE_PD)
-        is_inval = (hdr.opcode == Opcode.IODIR) & (hdr.func3 == FUNC3_INVAL_DDT)
-        is_prgr = (hdr.opcode == Opcode.ATS) & (hdr.func3 == FUNC3_PRGR)
-        # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
-        fence_addr_wide = arriving_fence.addr[self.addr_width - 2:].any()
-        fence_ok = ~_any_reserved(arriving_fence, IofenceCmd) & ~fence_addr_wide
-        inval_ok = (~_any_reserved(arriving_inval, InvalDdtCmd) & (arriving_inval.pid == 0)
-                    & ~(arriving_inval.dv & arriving_inval.did[DDT_INDEX_BITS:].any()))
-        prgr_ok = ~_any_reserved(arriving_prgr, PrgrCmd)
-        arriving = Signal(_BufferedCommand)
+        # The decode is finished a cycle after the last beat, from registers:
+        # the command's bits go into the buffer as they arrive, its flags a
+        # cycle later (and only then does the buffer count it).
+        late_parts = {key: Signal(name=f"late_{key[0]}_{key[1]}") for key in parts_now}
+        late_fault = Signal()
+        late_write = Signal()
+        m.d.sync += [late_parts[key].eq(v) for key, v in parts_now.items()]
+        m.d.sync += [late_fault.eq(word_fault), late_write.eq(burst_done & ~discarding & ~flush)]
+        kind = {k: late_parts[("kind", k)] for k in ("fence_c", "fence_pd", "inval", "prgr")}
+        parts = {k: late_parts[key] | late_parts.get(("lo", k), 0)
+                 for (half, k), key in ((key, key) for key in late_parts) if half == "hi"}
+        word_fault = late_fault
+        legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
+        legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
+        legal_prgr = kind["prgr"] & ~parts["prgr_bad"]
+        legal = legal_fence | legal_inval | legal_prgr
+        arriving = Signal(_CommandFlags)
         m.d.comb += [
-            arriving.bits.eq(word),
             arriving.fault.eq(word_fault),
-            arriving.legal.eq(((is_fence_c | is_fence_pd) & fence_ok)
-                              | (is_inval & inval_ok) | (is_prgr & prgr_ok)),
-            arriving.prgr.eq(is_prgr),
-            arriving.inval.eq(is_inval),
-            arriving.fence_pd.eq(is_fence_pd),
+            arriving.illegal.eq(~word_fault & ~legal),
+            arriving.prgr.eq(~word_fault & legal_prgr),
+            arriving.inval.eq(~word_fault & legal_inval),
+            arriving.fence.eq(~word_fault & legal_fence),
+            arriving.fence_now.eq(~word_fault & legal_fence & ~kind["fence_pd"] & ~parts["fence_av"]),
+            arriving.fence_pd.eq(kind["fence_pd"]),
+            arriving.fence_later.eq(~word_fault & legal_fence & (kind["fence_pd"] | parts["fence_av"])),
+            arriving.stops.eq(word_fault | ~legal | legal_inval),
         ]
 
-        outstanding_next = Signal(count_shape)
-        m.d.comb += outstanding_next.eq(outstanding + issue - burst_done)
-        m.d.sync += outstanding.eq(outstanding_next)
-        with m.If(burst_done):
-            with m.If(discard != 0):
-                m.d.sync += discard.eq(discard - 1)
-            with m.Else():
-                m.d.comb += buffer.w_en.eq(1)
-        m.d.comb += buffer.w_data.eq(arriving)
-        popped = buffer.r_en & buffer.r_rdy
-        with m.If(flush):
-            # Everything not yet arrived belongs to the dropped prefetch; the
-            # buffer is emptied.
-            m.d.sync += [discard.eq(outstanding_next), fetch_idx.eq(head),
-                         reserved.eq(outstanding_next)]
-        with m.Else():
-            # One 1-bit step per signal (keeps every operand at the counter's width).
-            after_issue, after_drop = Signal(count_shape), Signal(count_shape)
-            m.d.comb += [after_issue.eq(reserved + issue),
-                         after_drop.eq(after_issue - (burst_done & (discard != 0)))]
-            m.d.sync += reserved.eq(after_drop - popped)
-        with m.If(regs.enable & ~on):
-            m.d.sync += [head.eq(0), fetch_idx.eq(0)]
+        # ``outstanding_less`` is outstanding - 1, kept alongside, so what is
+        # still to arrive after this cycle is a choice between two registers.
+        outstanding_less = Signal(range(-1, 2 * depth + 1), init=-1)
+        still_to_arrive = Mux(burst_done, outstanding_less, outstanding)[:len(outstanding)]
+        with m.If(issue & ~burst_done):
+            m.d.sync += [outstanding.eq(outstanding + 1), outstanding_less.eq(outstanding)]
+        with m.Elif(~issue & burst_done):
+            m.d.sync += [outstanding.eq(outstanding_less), outstanding_less.eq(outstanding_less - 1)]
+
+        with m.If(burst_done & discarding):
+            m.d.sync += discard.eq(discard - 1)
+        m.d.comb += [buffer.w_en.eq(burst_done & ~discarding), buffer.w_data.eq(word),
+                     buffer.w_flags_en.eq(late_write), buffer.w_flags.eq(arriving)]
 
         # --- the command at the head of the buffer ----------------------------------------
-        head_cmd = data.View(_BufferedCommand, buffer.r_data)
-        cmd_fault = head_cmd.fault
-        have_cmd = buffer.r_rdy
-        legal = head_cmd.legal
-        is_prgr = head_cmd.prgr
-        is_inval = head_cmd.inval
-        is_fence_pd = head_cmd.fence_pd
-        fence_cmd = IofenceCmd(head_cmd.bits)
-        inval_cmd = InvalDdtCmd(head_cmd.bits)
-        prgr_cmd = PrgrCmd(head_cmd.bits)
+        head_cmd = data.View(_CommandFlags, buffer.r_flags)
+        fence_cmd = IofenceCmd(buffer.r_data)
+        inval_cmd = InvalDdtCmd(buffer.r_data)
+        prgr_cmd = PrgrCmd(buffer.r_data)
 
         # --- response buffer ------------------------------------------------------------
-        # Two entries: an ATS.PRGR is taken while one is free, so taking it never
-        # waits on ``resp.ready`` in the same cycle (one response per clock while
-        # ``resp`` accepts one per clock).
+        # Two registers: ``resp`` is offered straight from the first; an ATS.PRGR
+        # is taken while the second is free, so taking it never waits on
+        # ``resp.ready`` in the same cycle (one response per clock while ``resp``
+        # accepts one per clock).
         resp = self.resp
-        m.submodules.resp_buffer = resp_buffer = fifo.SyncFIFO(width=PrgResponse.as_shape().size,
-                                                                depth=RESPONSE_BUFFER)
+        resp_valid, resp_full = Signal(), Signal()      # one or two responses held
+        resp_first = Signal(PrgResponse)
+        resp_second = Signal(PrgResponse)
+        resp_take = resp_valid & resp.ready
+        m.d.comb += [resp.valid.eq(resp_valid), resp.payload.eq(resp_first)]
+        new_resp = Signal(PrgResponse)
         m.d.comb += [
-            resp.valid.eq(resp_buffer.r_rdy),
-            resp.payload.eq(resp_buffer.r_data),
-            resp_buffer.r_en.eq(resp.ready),
+            new_resp.did.eq(Cat(prgr_cmd.rid, Mux(prgr_cmd.dsv, prgr_cmd.dseg, 0))),
+            new_resp.pv.eq(prgr_cmd.pv),
+            new_resp.pid.eq(Mux(prgr_cmd.pv, prgr_cmd.pid, 0)),
+            new_resp.prgi.eq(prgr_cmd.prgi),
+            new_resp.code.eq(prgr_cmd.code),
         ]
-        prgr_resp = Signal(PrgResponse)
-        m.d.comb += [
-            prgr_resp.did.eq(Cat(prgr_cmd.rid, Mux(prgr_cmd.dsv, prgr_cmd.dseg, 0))),
-            prgr_resp.pv.eq(prgr_cmd.pv),
-            prgr_resp.pid.eq(Mux(prgr_cmd.pv, prgr_cmd.pid, 0)),
-            prgr_resp.prgi.eq(prgr_cmd.prgi),
-            prgr_resp.code.eq(prgr_cmd.code),
-            resp_buffer.w_data.eq(prgr_resp),
-        ]
-        # Every earlier command has completed once the buffer is empty: the
+
+        # --- the execution decisions (each one LUT from registers) ------------------------
+        go_prgr = ready & head_cmd.prgr & ~resp_full
+        go_inval = ready & head_cmd.inval
+        # Every earlier command has completed once no response is held: the
         # fence acts one cycle after the last earlier response is accepted.
-        # That acceptance cycle is still the one IOFENCE.PD counts from, so it
-        # uses the page-request count of the cycle before when it was held up
-        # by a response accepted then.
-        responses_done = ~resp_buffer.r_rdy
+        go_fence = ready & head_cmd.fence & ~resp_valid
+        fail_mf = ready & head_cmd.fault
+        fail_ill = ready & head_cmd.illegal
+        # The pop as two kept LUTs and their OR (it drives the whole buffer).
+        m.d.comb += buffer.pops.eq(Cat(go_inval, go_prgr, go_fence))
+        popping = buffer.pops.any()
+
+        push = go_prgr
+        with m.If(~resp_valid | resp.ready):
+            m.d.sync += resp_first.eq(Mux(resp_full, resp_second, new_resp))
+        with m.If(push):
+            m.d.sync += resp_second.eq(new_resp)
+        m.d.sync += [
+            resp_valid.eq(push | resp_full | (resp_valid & ~resp.ready)),
+            resp_full.eq(~resp_take & (resp_full | (resp_valid & push))),
+        ]
+
+        # IOFENCE.PD takes ``pr_accepted`` as of the cycle the last earlier
+        # response was accepted: when it was held up by a response accepted
+        # last cycle, the count of the cycle before.
         accepted_last = Signal()
         accepted_before = Signal(PD_COUNT_WIDTH)
         fence_held = Signal()
-        m.d.sync += [accepted_last.eq(resp.valid & resp.ready),
-                     accepted_before.eq(self.pr_accepted), fence_held.eq(0)]
+        m.d.sync += [accepted_last.eq(resp_take), accepted_before.eq(self.pr_accepted),
+                     fence_held.eq(ready & head_cmd.fence & resp_valid)]
 
         # --- fence state -----------------------------------------------------------------
         fence_av = Signal()
@@ -353,19 +479,27 @@ class CommandQueue(wiring.Component):
         fence_data = Signal(32)
         fence_addr = Signal(self.addr_width)
         pd_snapshot = Signal(PD_COUNT_WIDTH)
+        # The fence registers follow the command at the head while executing,
+        # so their load enable is the state, not the decode.
+        with m.If(st_exec):
+            m.d.sync += [
+                fence_av.eq(fence_cmd.av),
+                fence_wsi.eq(fence_cmd.wsi),
+                fence_data.eq(fence_cmd.data),
+                fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
+            ]
+        with m.If(go_fence):
+            m.d.sync += pd_snapshot.eq(Mux(fence_held & accepted_last,
+                                           accepted_before, self.pr_accepted))
         # Registered (the subtraction is a carry chain): it lags pr_retired by
         # a cycle, and is forced low in the first cycle of each drain wait
         # (when it still compares against the previous snapshot).
         pd_reached = Signal()
-        m.d.sync += pd_reached.eq(~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1])
+        m.d.sync += pd_reached.eq(~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1] & ~go_fence)
 
         aw, w, b = self.store.aw, self.store.w, self.store.b
         aw_valid, w_valid = Signal(), Signal()
         m.d.comb += [aw.valid.eq(aw_valid), w.valid.eq(w_valid), b.ready.eq(1)]
-        with m.If(aw.ready):
-            m.d.sync += aw_valid.eq(0)
-        with m.If(w.ready):
-            m.d.sync += w_valid.eq(0)
         lane_bits = (bytes_per_beat // 4 - 1).bit_length()   # which 4-byte lane
         lane = fence_addr[2:2 + lane_bits]
         m.d.comb += [
@@ -378,102 +512,159 @@ class CommandQueue(wiring.Component):
             w.payload.last.eq(1),
         ]
 
+        to_drain = go_fence & head_cmd.fence_pd
+        to_store = go_fence & ~head_cmd.fence_pd & fence_cmd.av
+        drain_abandon = st_drain & ~run
+        drain_done = st_drain & run & pd_reached
+        store_ok = st_store & b.valid & (b.payload.resp == 0)
+        store_bad = st_store & b.valid & (b.payload.resp != 0)
+        m.d.comb += store_answered.eq(st_store & b.valid)
+        start_store = to_store | (drain_done & fence_av)
+        with m.If(start_store):
+            m.d.sync += [aw_valid.eq(1), w_valid.eq(1)]
+        with m.Else():
+            with m.If(aw.ready):
+                m.d.sync += aw_valid.eq(0)
+            with m.If(w.ready):
+                m.d.sync += w_valid.eq(0)
+
         inval = self.inval
         inval_valid = Signal()
         m.d.comb += inval.valid.eq(inval_valid)
+        with m.If(~inval_valid):
+            m.d.sync += [inval.all.eq(~inval_cmd.dv), inval.did.eq(inval_cmd.did[:DDT_INDEX_BITS])]
+        with m.If(go_inval):
+            m.d.sync += inval_valid.eq(1)
+        with m.Elif(inval.ready):
+            m.d.sync += inval_valid.eq(0)
 
-        def pop_and_advance():
-            m.d.comb += buffer.r_en.eq(1)
-            m.d.sync += head.eq(head_next)
+        # cqh moves past a command as it leaves the buffer, except past a fence
+        # with AV or of kind PD, which leaves the buffer as it starts and moves
+        # cqh on completion.
+        advance = (go_prgr | go_inval | (go_fence & head_cmd.fence_now)
+                   | (drain_done & ~fence_av) | store_ok)
+        with m.If(restart):
+            m.d.sync += [head.eq(0), head_inc.eq(1), fetch_idx.eq(0), fetch_inc.eq(1)]
+        with m.Elif(advance):
+            m.d.sync += [head.eq(head_inc), head_inc.eq((head_inc + 1)[:_INDEX_BITS] & mask)]
 
-        def complete_fence():
-            pop_and_advance()
-            m.d.comb += regs.set_status.fence_w_ip.eq(fence_wsi)
+        fail_now = fail_mf | fail_ill | store_bad
+        m.d.sync += [
+            set_cqmf.eq(fail_mf | store_bad),
+            set_cmd_ill.eq(fail_ill),
+            set_fence_w_ip.eq((go_fence & head_cmd.fence_now & fence_cmd.wsi)
+                              | (((drain_done & ~fence_av) | store_ok) & fence_wsi)),
+            failed.eq(fail_now),
+        ]
 
-        def start_store():
-            m.d.sync += [aw_valid.eq(1), w_valid.eq(1)]
+        ready_stays = (run & st_exec & regs.enable & on & ~regs.status.cqmf
+                       & ~regs.status.cmd_ill & ~failed)
+        leaves = ready & (head_cmd.stops | (head_cmd.fence_later & ~resp_valid))
+        # What the pop is when ready stays (neither INVAL_DDT nor a waiting fence).
+        consumes = ready & ((head_cmd.prgr & ~resp_full) | (head_cmd.fence_now & ~resp_valid))
+        next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
+                     | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
+                     | (st_store & b.valid) | (st_inval & inval.ready))
+        # A failed store stops the queue a cycle later than a failed command
+        # (through ``failed``); nothing runs meanwhile: execution is not back
+        # in Exec and no fetch was allowed for that cycle.
+        next_run = (regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill
+                    & ~fail_mf & ~fail_ill & ~failed)
+        m.d.sync += [
+            st_exec.eq(next_exec),
+            st_drain.eq(to_drain | (st_drain & ~drain_abandon & ~drain_done)),
+            st_store.eq(start_store | (st_store & ~b.valid)),
+            st_inval.eq(go_inval | (st_inval & ~inval.ready)),
+            run.eq(next_run),
+            # Back to Exec from another state, it acts a cycle later; staying in
+            # Exec, no store can fail (so fail_now is fail_mf | fail_ill here).
+            ready.eq(ready_stays & ~leaves & (buffer.stored | (buffer.have & ~consumes))),
+        ]
 
-        def fail(bit):
-            m.d.comb += getattr(regs.set_status, bit).eq(1)
-            m.d.sync += failed.eq(1)
+        # Slot accounting.
+        # One adder, its step (-2..+1) one LUT of registers.
+        popped, drop = Signal(), Signal()
+        m.d.sync += [popped.eq(popping), drop.eq(burst_done & discarding & run)]
+        step = Signal(range(-2, 2))
+        with m.Switch(Cat(issued, drop, popped)):
+            with m.Case(0b001):
+                m.d.comb += step.eq(1)
+            with m.Case(0b010, 0b100, 0b111):
+                m.d.comb += step.eq(-1)
+            with m.Case(0b110):
+                m.d.comb += step.eq(-2)
+        with m.If(flush):
+            # Everything not yet arrived belongs to the dropped prefetch; the
+            # buffer is emptied.  (No issue while flushing.)
+            m.d.sync += [discard.eq(still_to_arrive), reserved.eq(still_to_arrive)]
+        with m.Else():
+            m.d.sync += reserved.eq((reserved + step)[:len(reserved)])
 
-        with m.FSM(name="exec") as exec_fsm:
-            with m.State("Exec"):
-                # The fence registers follow the command at the head while
-                # executing, so their load enable is the state, not the decode.
-                m.d.sync += [
-                    fence_av.eq(fence_cmd.av),
-                    fence_wsi.eq(fence_cmd.wsi),
-                    fence_data.eq(fence_cmd.data),
-                    fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
-                ]
-                with m.If(run & have_cmd):
-                    with m.If(cmd_fault):
-                        fail("cqmf")
-                    with m.Elif(~legal):
-                        fail("cmd_ill")
-                    with m.Elif(is_prgr):
-                        with m.If(resp_buffer.w_rdy):
-                            pop_and_advance()
-                            m.d.comb += resp_buffer.w_en.eq(1)
-                    with m.Elif(is_inval):
-                        pop_and_advance()
-                        m.d.sync += [
-                            inval_valid.eq(1),
-                            inval.all.eq(~inval_cmd.dv),
-                            inval.did.eq(inval_cmd.did[:DDT_INDEX_BITS]),
-                        ]
-                        m.next = "Inval"
-                    with m.Else():   # IOFENCE.C or IOFENCE.PD
-                        # Every earlier command has completed once the last ATS.PRGR
-                        # response (the only earlier work that can still be pending)
-                        # has been accepted.
-                        with m.If(~responses_done):
-                            m.d.sync += fence_held.eq(1)
-                        with m.Else():
-                            with m.If(is_fence_pd):
-                                m.d.sync += [
-                                    pd_snapshot.eq(Mux(fence_held & accepted_last,
-                                                       accepted_before, self.pr_accepted)),
-                                    pd_reached.eq(0),
-                                ]
-                                m.next = "DrainWait"
-                            with m.Elif(fence_cmd.av):
-                                start_store()
-                                m.next = "Store"
-                            with m.Else():
-                                m.d.comb += regs.set_status.fence_w_ip.eq(fence_cmd.wsi)
-                                pop_and_advance()
-
-            with m.State("DrainWait"):
-                with m.If(~run):
-                    m.next = "Exec"                     # abandoned
-                with m.Elif(pd_reached):
-                    with m.If(fence_av):
-                        start_store()
-                        m.next = "Store"
-                    with m.Else():
-                        complete_fence()
-                        m.next = "Exec"
-
-            with m.State("Store"):
-                with m.If(b.valid):
-                    with m.If(b.payload.resp != 0):
-                        fail("cqmf")
-                    with m.Else():
-                        complete_fence()
-                    m.next = "Exec"
-
-            with m.State("Inval"):
-                with m.If(inval.ready):
-                    m.d.sync += inval_valid.eq(0)
-                    m.next = "Exec"
-
-        # cqon: up at once on enable; down only once nothing issued is outstanding.
-        busy = (outstanding != 0) | exec_fsm.ongoing("Store") | exec_fsm.ongoing("Inval")
+        # cqon: up at once on enable; down only once nothing issued is
+        # outstanding (``run`` covers a fetch issued in the cycle cqen drops).
+        busy = (outstanding != 0) | st_store | st_inval | run
         with m.If(regs.enable):
             m.d.sync += on.eq(1)
         with m.Elif(~busy):
             m.d.sync += on.eq(0)
 
+        return m
+
+
+class _PrefetchBuffer(wiring.Component):
+    """FIFO of prefetched commands: memories with a synchronous read port whose
+    read registers hold the head (``r_data`` and ``r_flags``, valid when
+    ``have``).  An entry's data is written (``w_en``) a cycle before its flags
+    (``w_flags_en``), which is when the FIFO counts it.  ``pops`` (one bit per
+    cause, only while ``have`` and not ``flush``), the writes and ``flush``
+    (empties it) act at the clock edge; the write side is never offered more
+    than ``depth`` entries (the command queue counts its slots)."""
+
+    def __init__(self, *, width, flags, depth, pop_causes):
+        self.width = width
+        self.flags = flags
+        self.depth = depth
+        super().__init__({
+            "w_en": In(1), "w_data": In(width), "w_flags_en": In(1), "w_flags": In(flags),
+            "flush": In(1), "pops": In(pop_causes),
+            "have": Out(1), "stored": Out(1), "r_data": Out(width), "r_flags": Out(flags),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        # One slot more than entries, so equal pointers mean empty.
+        ptr_bits = self.depth.bit_length()
+        m.submodules.storage = storage = Memory(shape=self.width, depth=1 << ptr_bits, init=[])
+        m.submodules.flag_storage = flag_storage = Memory(shape=self.flags, depth=1 << ptr_bits, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="sync")
+        wf_port = flag_storage.write_port()
+        rf_port = flag_storage.read_port(domain="sync")
+        w_ptr = Signal(ptr_bits)        # data: the next entry to write
+        wf_ptr = Signal(ptr_bits)       # flags: the next entry to write (counted)
+        # The read pointers need no reset (they only ever move together, and a
+        # flush moves the write pointers to them), so their enable is the read.
+        r_ptr = Signal(ptr_bits, reset_less=True)   # the entry after the head
+        r_inc = Signal(ptr_bits, init=1, reset_less=True)
+        stored = Signal()           # entries (counted) in the memory behind the head
+        pop = self.pops.any()
+        load = stored & ((~self.have & ~self.flush) | pop)
+        m.d.comb += [
+            w_port.addr.eq(w_ptr), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en),
+            wf_port.addr.eq(wf_ptr), wf_port.data.eq(self.w_flags), wf_port.en.eq(self.w_flags_en),
+            r_port.addr.eq(r_ptr), r_port.en.eq(load), self.r_data.eq(r_port.data),
+            rf_port.addr.eq(r_ptr), rf_port.en.eq(load), self.r_flags.eq(rf_port.data),
+            self.stored.eq(stored),
+            stored.eq(wf_ptr != r_ptr),
+        ]
+        with m.If(self.flush):
+            m.d.sync += [w_ptr.eq(r_ptr), wf_ptr.eq(r_ptr)]
+        with m.Else():
+            with m.If(self.w_en):
+                m.d.sync += w_ptr.eq(w_ptr + 1)
+            with m.If(self.w_flags_en):
+                m.d.sync += wf_ptr.eq(wf_ptr + 1)
+        with m.If(load):
+            m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
+        m.d.sync += self.have.eq(~self.flush & (stored | (self.have & ~pop)))
         return m

@@ -17,7 +17,10 @@ The harness gives the block:
   set by the block, cleared by software at any time and cleared when cqen is
   set (as the register file does, see ``registers_properties``).
 
-Proof parameters: 16-bit memory addresses, prefetch depth 2.
+Proof parameters: 16-bit memory addresses, prefetch depth 3 (the block's
+slot count sees a freed slot a cycle late, so three commands in flight reach
+a fence after two ATS.PRGR within the 16 cycles; the buffer memory has 4
+slots, as at depth 2).
 """
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, Value
@@ -27,7 +30,7 @@ from prifence.formats import (
     FUNC3_PRGR, CommandHeader, InvalDdtCmd, IofenceCmd, Opcode, PrgrCmd, reserved_field_names,
 )
 from rtl.bus import PD_COUNT_WIDTH
-from rtl.command_queue import CommandQueue
+from rtl.command_queue import STATUS_SET_DELAY, CommandQueue
 
 from .env import (
     ShadowFifo, any_const, any_seq, check, cover, hold_reset_low, modular_ge, software_queue,
@@ -166,9 +169,13 @@ class CommandQueueProperties(Elaboratable):
             return is_(hdr, Opcode.IOFENCE_C, FUNC3_IOFENCE_C) | is_(hdr, Opcode.IOFENCE_PD, FUNC3_IOFENCE_PD)
 
         store_start = st.aw.valid & ~prev["aw_valid"]
+        # The block's status pulses are registered: fence_w_ip comes in the cycle
+        # cqh moves past its fence, a cqmf for a faulting store the cycle after
+        # its response.
+        assert STATUS_SET_DELAY == 1
         wsi_pulse = regs.set_status.fence_w_ip
         fence_done_passed = advance & is_fence(passed)          # cqh moved past a fence
-        fence_done_here = store_start | wsi_pulse               # the fence at cqh
+        fence_done_here = store_start | wsi_pulse  # a fence at (AV store) or just past (fence_w_ip) cqh
 
         if chk == "fence_c_after_prgr":
             # A fence completes only after every earlier ATS.PRGR response was accepted.
@@ -192,7 +199,10 @@ class CommandQueueProperties(Elaboratable):
             with m.If((cqh != prev["cqh"]) | (on & ~prev["on"])):
                 m.d.sync += arrival.eq(accepted)
             pd_passed = advance & is_(passed, Opcode.IOFENCE_PD, FUNC3_IOFENCE_PD)
-            pd_here = fence_done_here & is_(current, Opcode.IOFENCE_PD, FUNC3_IOFENCE_PD)
+            # fence_w_ip is for the fence cqh has just passed (which pd_passed
+            # checks too); an AV store is the fence at cqh.
+            pd_here = ((store_start & is_(current, Opcode.IOFENCE_PD, FUNC3_IOFENCE_PD))
+                       | (wsi_pulse & is_(passed, Opcode.IOFENCE_PD, FUNC3_IOFENCE_PD)))
             check(m, ~pd_passed | modular_ge(prev["retired"], arrival, PD_COUNT_WIDTH))
             check(m, ~pd_here | modular_ge(retired, arrival, PD_COUNT_WIDTH))
             cover(m, pd_passed & (arrival == 2))
@@ -201,7 +211,8 @@ class CommandQueueProperties(Elaboratable):
         if chk == "cq_error_stop":
             # cmd_ill / cqmf stop the queue with cqh on the culprit; nothing after it
             # executes while the bit is set.
-            st_fault = b_valid & (b_resp != 0)
+            st_fault = Signal(name="store_faulted")
+            m.d.sync += st_fault.eq(b_valid & (b_resp != 0))
             with m.If(regs.set_status.cmd_ill):
                 check(m, ~command_legal(cmds[cqh], _ADDR_WIDTH))
             with m.If(regs.set_status.cqmf):
@@ -240,6 +251,6 @@ class CommandQueueProperties(Elaboratable):
 
 def make_block(**overrides):
     """The command queue with the proof parameters."""
-    params = dict(addr_width=_ADDR_WIDTH, data_width=64, prefetch_depth=2)
+    params = dict(addr_width=_ADDR_WIDTH, data_width=64, prefetch_depth=3)
     params.update(overrides)
     return CommandQueue(**params)

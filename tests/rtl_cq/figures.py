@@ -27,7 +27,9 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# This checkout's ``rtl`` (not an installed one), then the harness beside this file.
+sys.path[:0] = [_HERE, os.path.dirname(os.path.dirname(_HERE))]
 
 from cq_harness import Policy, iofence, prgr, run   # noqa: E402
 

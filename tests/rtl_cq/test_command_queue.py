@@ -12,7 +12,7 @@ from prifence.formats import COMMAND_BYTES, DDT_INDEX_BITS, Opcode, ResponseCode
 from cq_harness import (
     FENCE, INVAL, PRGR, PD_MOD, RESP, Policy, iofence, inval_ddt, model_command, prgr, run,
 )
-from rtl.command_queue import CommandQueue
+from rtl.command_queue import STATUS_SET_DELAY, CommandQueue
 
 WIDTHS = pytest.mark.parametrize("data_width", [64, 128])
 
@@ -180,7 +180,8 @@ def test_fence_av_store_lane(data_width, offset):
     before = 0x1111_2222_3333_4444_5555_6666_7777_8888
     for o in other:
         assert env.read((addr & ~0xF) + o, 4) == (before >> (8 * o)) & 0xFFFF_FFFF
-    assert env.pulse_cycles("fence_w_ip") == [st.b_cycle], "fence_w_ip with the write response"
+    assert env.pulse_cycles("fence_w_ip") == [st.b_cycle + STATUS_SET_DELAY], \
+        "fence_w_ip follows the write response by the block's registered status pulse"
 
 
 @pytest.mark.parametrize("av,wsi", [(0, 0), (0, 1), (1, 0)])
