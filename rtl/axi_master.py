@@ -77,13 +77,16 @@ class AxiMaster(wiring.Component):
       order (``w_order_depth`` bursts) has room.
     * W beats follow AW order: the client whose AW was granted first sends its
       whole burst first.  A granted AW joins the order as it is granted, and
-      the head of the order owns W from the cycle after.  A client may
+      the head of the order owns W from the cycle after; when the order is
+      empty, the client whose AW is taken owns W in that same cycle, so its
+      first beat reaches the port together with its AW.  A client may
       present W before its AW is taken; the master forwards it once that
       burst is at the head of the AW order, without a bubble
       between back-to-back bursts (a W beat every cycle when the clients and
       the slave allow).  W goes through a skid buffer: ``wvalid``/``wdata``/
       ``wstrb``/``wlast`` are flip-flops, and a client's ``w.ready`` is
-      registered state (head of the order, skid register empty), so a beat
+      registered state (head of the order, skid register empty; or empty
+      order and its AW taken now), so a beat
       reaches WVALID one cycle after the client hands it over.
     * AWBURST/ARBURST are INCR, AxLOCK 0, AxCACHE :data:`AXI_CACHE`, AxPROT
       :data:`AXI_PROT`, AxQOS 0.  Clients keep their bursts within 4 KiB and
@@ -132,8 +135,8 @@ class AxiMaster(wiring.Component):
         # the address register's input is a multiplexer with registered selects.
         depth = self.w_order_depth
         # AW order: a shift register whose head (entry 0) owns the W channel.
-        # Entries are one-hot client masks, all-zero when not valid, and
-        # ``order_valid`` is a thermometer code of the occupancy.
+        # Entries are one-hot client masks and ``order_valid`` is a
+        # thermometer code of the occupancy.
         order = [Signal(self.write_clients, name=f"w_order_{k}") for k in range(depth)]
         order_valid = Signal(depth, name="w_order_valid")
         # A granted AW enters the order as it is granted.
@@ -147,6 +150,8 @@ class AxiMaster(wiring.Component):
             count = len(clients)
             ports = [getattr(c, ch) for c in clients]
             turn = Signal(count, name=f"{ch}_turn", init=1)
+            if needs_order:
+                aw_turn = turn
             m.d.sync += turn.eq(_next_turn(m, ch, [p.valid for p in ports], turn))
             can_load = ~valid | ready
             offer = can_load & order_room if needs_order else can_load
@@ -175,22 +180,37 @@ class AxiMaster(wiring.Component):
         # --- W: the head of the AW order owns the channel -----------------------
         # The beats pass through a skid buffer: ``m_axi_w*`` come from the
         # output register, and a client's ``w.ready`` is its ownership of the
-        # channel and "skid register empty", both flip-flops.
-        head = order[0]
+        # channel and "skid register empty".  When the order is empty, the
+        # client whose AW is taken in this cycle owns W at once (so its first
+        # beat leaves with its AW, not a cycle after); a burst it completes in
+        # that cycle never enters the order.
+        order_empty = ~order_valid[0]
+        head = Signal(self.write_clients, name="w_order_head")
+        m.d.comb += head.eq(Mux(order_empty, 0, order[0]))
+        now = Signal(self.write_clients, name="w_owner_now")
+        m.d.comb += now.eq(head | Mux(order_empty, order_push, 0))
+        # The data multiplexer selects from registers only: the head, or with
+        # an empty order the client whose AW turn it is (its beat is taken
+        # only if its AW is, through ``now``).
+        data_select = Signal(self.write_clients, name="w_data_select")
+        m.d.comb += data_select.eq(Mux(order_empty, aw_turn, head))
         skid_valid = Signal(name="w_skid_valid")
         w_layout_width = self.data_width + self.data_width // 8 + 1
         skid = Signal(w_layout_width, name="w_skid")
         offered = Signal(w_layout_width, name="w_offered")
-        m.d.comb += offered.eq(_one_hot_mux(head, [c.w.payload.as_value() for c in self.write]))
+        m.d.comb += offered.eq(_one_hot_mux(data_select, [c.w.payload.as_value() for c in self.write]))
         beat_taken = Signal(name="w_beat_taken")
-        last_taken = Signal(name="w_last_taken")
+        last_taken = Signal(name="w_last_taken")       # the head's last beat: the order shifts
+        done_at_once = Signal(name="w_done_at_once")   # a burst over in its AW's cycle
         for index, c in enumerate(self.write):
-            m.d.comb += c.w.ready.eq(head[index] & ~skid_valid)
+            m.d.comb += c.w.ready.eq(now[index] & ~skid_valid)
         m.d.comb += [
-            beat_taken.eq(Cat(*(head[i] & c.w.valid for i, c in enumerate(self.write))).any()
+            beat_taken.eq(Cat(*(now[i] & c.w.valid for i, c in enumerate(self.write))).any()
                           & ~skid_valid),
             last_taken.eq(Cat(*(head[i] & c.w.valid & c.w.p.last
                                 for i, c in enumerate(self.write))).any() & ~skid_valid),
+            done_at_once.eq(order_empty & ~skid_valid & Cat(*(
+                order_push[i] & c.w.valid & c.w.p.last for i, c in enumerate(self.write))).any()),
         ]
         out = Cat(axi.wdata, axi.wstrb, axi.wlast)
         with m.If(~skid_valid):
@@ -203,19 +223,22 @@ class AxiMaster(wiring.Component):
 
         # The order shifts when the head's last beat is taken; a new entry
         # lands in the first free place (after the shift).  Free entries load
-        # the incoming mask too: it is zero when nothing enters, and a free
-        # entry's contents are never used.
+        # the incoming mask too; a free entry's contents are never used (the
+        # head reads as zero while the order is empty).  A burst over in its
+        # AW's cycle finds the order empty (and no head to shift): it only
+        # keeps entry 0 free, the one place it would have gone.
         for k in range(depth):
             above = order[k + 1] if k + 1 < depth else Const(0, self.write_clients)
             above_valid = order_valid[k + 1] if k + 1 < depth else Const(0)
             below_valid = order_valid[k - 1] if k > 0 else Const(1)
+            enters = order_push_any & ~done_at_once if k == 0 else order_push_any
             with m.If(last_taken):
                 m.d.sync += order[k].eq(Mux(above_valid, above, order_push))
                 with m.If(~order_push_any):
                     m.d.sync += order_valid[k].eq(above_valid)
             with m.Else():
                 m.d.sync += order[k].eq(Mux(order_valid[k], order[k], order_push))
-                with m.If(order_push_any):
+                with m.If(enters):
                     m.d.sync += order_valid[k].eq(below_valid)
 
         # --- responses, routed by ID ---------------------------------------------
