@@ -2,12 +2,13 @@
 # directory (1LVL)", §4 rows "ddtp Off" to "DC misconfigured"; RISC-V IOMMU
 # specification v1.0 §2.3 "Process to locate the Device-context").
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
-    DC_BYTES, DDT_INDEX_BITS, PAGE_SHIFT, DdtpMode, DeviceContextTc, PageRequest, codec,
+    DC_BYTES, DDT_INDEX_BITS, PAGE_SHIFT, Cause, DdtpMode, DeviceContextTc, PageRequest,
+    ResponseCode, codec,
 )
 
 from .bus import DdtpSignature, InvalidateSignature, MemReadSignature
@@ -29,21 +30,39 @@ class ContextStatus(enum.Enum, shape=3):
 #: The context bits the disposition needs (valid only with ContextStatus.OK).
 ContextFlags = data.StructLayout({"en_ats": 1, "en_pri": 1, "dtf": 1, "prpr": 1})
 
-#: A request together with its context.
-LookupResult = data.StructLayout({
-    "req": PageRequest, "status": ContextStatus, "dc": ContextFlags,
+_ANSWER_FIELDS = {
+    "status": ContextStatus, "dc": ContextFlags,
     # status OK with EN_ATS and EN_PRI: the context lets the request be queued
     # (registered here so the queue's decision starts from one flip-flop).
     "usable": 1,
-})
+    # The answer of the first matching context row of §4, also registered here
+    # so that the queue's fault report and response start from flip-flops:
+    # its response code (Response Failure when usable), its FQ cause, and
+    # whether it reports a fault (not the EN_* row with DTF=1; never when usable).
+    "code": 4,
+    "cause": 12,
+    "report": 1,
+}
+_Answer = data.StructLayout(_ANSWER_FIELDS)
+
+#: A request together with its context.
+LookupResult = data.StructLayout({"req": PageRequest, **_ANSWER_FIELDS})
+
+
+def _misconfigured_terms(tc):
+    """The terms whose OR is :func:`tc_misconfigured`: each reserved bit, then
+    each rule of :func:`prifence.formats.dc_misconfigured`."""
+    mask = codec(DeviceContextTc).reserved_mask
+    value = tc.as_value()
+    reserved = [value[b] for b in range(len(value)) if (mask >> b) & 1]
+    return reserved + [tc.en_pri & ~tc.en_ats, tc.prpr & ~tc.en_pri, tc.t2gpa,
+                       tc.dpe & ~tc.pdtv, tc.gade, tc.sade, tc.sbe.any(), tc.sxl.any()]
 
 
 def tc_misconfigured(tc):
     """Hardware mirror of :func:`prifence.formats.dc_misconfigured` (``tc`` a
     :class:`DeviceContextTc` view)."""
-    reserved = (tc.as_value() & codec(DeviceContextTc).reserved_mask).any()
-    return (reserved | (tc.en_pri & ~tc.en_ats) | (tc.prpr & ~tc.en_pri) | tc.t2gpa
-            | (tc.dpe & ~tc.pdtv) | tc.gade | tc.sade | tc.sbe | tc.sxl)
+    return Cat(*_misconfigured_terms(tc)).any()
 
 
 def _or_all(values):
@@ -82,12 +101,20 @@ class ContextLookup(wiring.Component):
     * 1LVL: a cached context answers in one cycle (one request per clock);
       otherwise dw0 is read (one request at a time): a non-OKAY response is
       LOAD_FAULT, V=0 INVALID, a misconfigured ``tc`` MISCONFIGURED, else OK.
-      Only OK contexts are cached (round-robin replacement).
-    * An accepted ddtp write (``ddtp.written``) or an invalidation empties
-      the covered cache entries in that cycle and stops a covered context read
-      that is in flight from filling the cache; ``inval.ready`` is always
-      high (the invalidation is complete in the cycle it is offered).  A
-      request whose lookup finished before keeps its result.
+      The R beat is registered first: the answer leaves the cycle after
+      the next (two cycles after the beat).  Only OK contexts are cached
+      (round-robin replacement).
+    * Every answer carries the §4 context row's ``code``, ``cause`` and
+      ``report`` (see :data:`LookupResult`), so that the consumer acts on
+      flip-flops only.
+    * An accepted ddtp write (``ddtp.written``) or an invalidation is
+      registered: the covered cache entries are emptied in the next cycle,
+      when no request is accepted on ``i``, and a covered context read in
+      flight is stopped from filling the cache (one answered in that very
+      cycle does not fill, covered or not).  ``inval.ready`` is always high:
+      no request accepted after the cycle an invalidation is offered can see
+      a covered entry.  A request whose lookup finished before keeps its
+      result.
     """
 
     def __init__(self, *, addr_width=56, data_width=64, cache_entries=8):
@@ -114,13 +141,24 @@ class ContextLookup(wiring.Component):
         c_flags = [Signal(ContextFlags, name=f"cache_flags{k}") for k in range(n)]
         victim = Signal(range(max(n, 2)), name="cache_victim")
 
-        # Invalidation requests of this cycle.
+        # Invalidations are registered before they touch the cache (the command
+        # queue's request arrives late in its cycle): the covered entries are
+        # emptied one cycle later, and no request is looked up in that cycle,
+        # so no lookup after the cycle ``inval.ready`` is seen can hit one.
         m.d.comb += self.inval.ready.eq(1)
-        inval_all = self.ddtp.written | (self.inval.valid & self.inval.all)
-        inval_did = self.inval.valid & ~self.inval.all
+        inval_any = Signal(name="inval_pending")     # some invalidation applies now
+        inval_all = Signal(name="inval_pending_all")
+        inval_one = Signal(name="inval_pending_one")
+        inval_did = Signal(idx_bits, name="inval_pending_did")
+        m.d.sync += [
+            inval_any.eq(self.ddtp.written | self.inval.valid),
+            inval_all.eq(self.ddtp.written | (self.inval.valid & self.inval.all)),
+            inval_one.eq(self.inval.valid & ~self.inval.all),
+            inval_did.eq(self.inval.did),
+        ]
 
         def covered(did):
-            return inval_all | (inval_did & (self.inval.did == did))
+            return inval_all | (inval_one & (inval_did == did))
 
         # --- the miss engine -----------------------------------------------------
         busy = Signal(name="miss_busy")          # a context read is outstanding
@@ -129,9 +167,8 @@ class ContextLookup(wiring.Component):
         miss_req = Signal(PageRequest, name="miss_req")
 
         o_valid = self.o.valid
-        o_free = ~o_valid | self.o.ready
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += o_valid.eq(0)
+        o_free = Signal(name="o_free")
+        m.d.comb += o_free.eq(~o_valid | self.o.ready)
 
         req = self.i.p
         did_index = req.did[:idx_bits]
@@ -144,29 +181,84 @@ class ContextLookup(wiring.Component):
         hit_terms = [Value.cast(c_flags[k]) & hits[k].replicate(ContextFlags.size) for k in range(n)]
         m.d.comb += hit_flags.eq(_or_all(hit_terms))
 
-        m.d.comb += self.i.ready.eq(~busy & o_free)
-        with m.If(self.i.valid & self.i.ready):
-            mode = self.ddtp.mode
-            with m.If(mode == DdtpMode.BARE):
-                m.d.sync += [o_valid.eq(1),
-                             self.o.p.status.eq(ContextStatus.BARE), self.o.p.usable.eq(0)]
-            with m.Elif(mode != DdtpMode.LVL1):
-                m.d.sync += [o_valid.eq(1),
-                             self.o.p.status.eq(ContextStatus.OFF), self.o.p.usable.eq(0)]
-            with m.Elif(too_wide):
-                m.d.sync += [o_valid.eq(1),
-                             self.o.p.status.eq(ContextStatus.TOO_WIDE), self.o.p.usable.eq(0)]
-            with m.Elif(hits.any()):
-                m.d.sync += [o_valid.eq(1), self.o.p.status.eq(ContextStatus.OK),
-                             self.o.p.dc.eq(hit_flags),
-                             self.o.p.usable.eq(hit_flags.en_ats & hit_flags.en_pri)]
-            with m.Else():
-                m.d.sync += [busy.eq(1), issued.eq(0), no_fill.eq(covered(did_index))]
-        # The request register loads whenever the output may change: the offered
-        # request, or the missed one while its context read is in flight.  Its
-        # load enable is then the output handshake, not the hit logic.
+        def answer(status, code=None, cause=None, report=1, flags=None):
+            """The :data:`_Answer` of one §4 context row (``flags`` for OK)."""
+            if status != ContextStatus.OK:
+                return _Answer.const({"status": status, "code": code, "cause": cause,
+                                      "report": report}).as_value()
+            usable = flags.en_ats & flags.en_pri
+            fields = {
+                "status": Const(status.value, 3), "dc": flags.as_value(), "usable": usable,
+                "code": Mux(usable, ResponseCode.RESPONSE_FAILURE, ResponseCode.INVALID_REQUEST),
+                "cause": Const(Cause.TRANSACTION_TYPE_DISALLOWED, 12),
+                "report": ~usable & ~flags.dtf,
+            }
+            return Cat(*(fields[name] for name in _ANSWER_FIELDS))
+
+        # The answer without a memory read (mode, width, cache hit).
+        mode = self.ddtp.mode
+        now = Signal(_Answer, name="answer_now")
+        miss = Signal(name="lookup_miss")
+        m.d.comb += miss.eq((mode == DdtpMode.LVL1) & ~too_wide & ~hits.any())
+        with m.If(mode == DdtpMode.BARE):
+            m.d.comb += now.eq(answer(ContextStatus.BARE, ResponseCode.INVALID_REQUEST,
+                                      Cause.TRANSACTION_TYPE_DISALLOWED, 1))
+        with m.Elif(mode != DdtpMode.LVL1):
+            m.d.comb += now.eq(answer(ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE,
+                                      Cause.ALL_INBOUND_DISALLOWED, 1))
+        with m.Elif(too_wide):
+            m.d.comb += now.eq(answer(ContextStatus.TOO_WIDE, ResponseCode.INVALID_REQUEST,
+                                      Cause.TRANSACTION_TYPE_DISALLOWED, 1))
+        with m.Else():
+            m.d.comb += now.eq(answer(ContextStatus.OK, flags=hit_flags))
+
+        # The R beat of a context read is registered, partly decoded, before
+        # it decides anything: the answer and the cache fill come a cycle later.
+        tc = data.View(DeviceContextTc, self.mem.r.p.data[:64])
+        r_done = Signal(name="miss_r_done")      # the beat arrived last cycle
+        r_fault = Signal(name="miss_r_fault")
+        r_v = Signal(name="miss_r_v")
+        r_flags = Signal(ContextFlags, name="miss_r_flags")
+        # tc_misconfigured as an OR of a few registered partial ORs.
+        bad_terms = _misconfigured_terms(tc)
+        parts = [bad_terms[k:k + 16] for k in range(0, len(bad_terms), 16)]
+        r_bad = Signal(len(parts), name="miss_r_bad")
+        m.d.sync += [
+            r_done.eq(busy & issued & self.mem.r.valid),
+            r_fault.eq(self.mem.r.p.resp != 0),
+            r_v.eq(tc.v),
+            r_flags.eq(Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr)),
+            r_bad.eq(Cat(*(_or_all(p) for p in parts))),
+        ]
+        read = Signal(_Answer, name="answer_read")
+        with m.If(r_fault):
+            m.d.comb += read.eq(answer(ContextStatus.LOAD_FAULT, ResponseCode.RESPONSE_FAILURE,
+                                       Cause.DDT_LOAD_FAULT, 1))
+        with m.Elif(~r_v):
+            m.d.comb += read.eq(answer(ContextStatus.INVALID, ResponseCode.RESPONSE_FAILURE,
+                                       Cause.DDT_INVALID, 1))
+        with m.Elif(r_bad.any()):
+            m.d.comb += read.eq(answer(ContextStatus.MISCONFIGURED, ResponseCode.RESPONSE_FAILURE,
+                                       Cause.DDT_MISCONFIGURED, 1))
+        with m.Else():
+            m.d.comb += read.eq(answer(ContextStatus.OK, flags=r_flags))
+
+        # No request is taken while a miss is in flight, nor in the cycle an
+        # invalidation empties the cache.
+        m.d.comb += self.i.ready.eq(~busy & o_free & ~inval_any)
+        accept = self.i.valid & self.i.ready
+        # The output register loads whenever it may change: the offered
+        # request with the answer of this cycle, or the missed one with its
+        # read's answer.  Its load enable is the output handshake.
         with m.If(o_free):
-            m.d.sync += self.o.p.req.eq(Mux(busy, miss_req, req))
+            m.d.sync += [
+                o_valid.eq(Mux(busy, r_done, self.i.valid & ~inval_any & ~miss)),
+                self.o.p.eq(Mux(busy, Cat(miss_req, read), Cat(req, now))),
+            ]
+        with m.If(accept & miss):
+            m.d.sync += [busy.eq(1), issued.eq(0), no_fill.eq(0)]
+        with m.If(r_done):
+            m.d.sync += busy.eq(0)
         # The miss registers follow the offered request while no miss is in
         # flight, so their load enable is one flip-flop, not the hit logic.
         with m.If(~busy):
@@ -185,21 +277,10 @@ class ContextLookup(wiring.Component):
         with m.If(busy & covered(miss_req.did[:idx_bits])):
             m.d.sync += no_fill.eq(1)
 
-        tc = data.View(DeviceContextTc, self.mem.r.p.data[:64])
+        # A read answered in the cycle an invalidation applies does not fill,
+        # covered or not (not filling is always safe).
         fill = Signal(name="cache_fill")
-        with m.If(busy & issued & self.mem.r.valid):
-            m.d.sync += [busy.eq(0), o_valid.eq(1)]
-            with m.If(self.mem.r.p.resp != 0):
-                m.d.sync += [self.o.p.status.eq(ContextStatus.LOAD_FAULT), self.o.p.usable.eq(0)]
-            with m.Elif(~tc.v):
-                m.d.sync += [self.o.p.status.eq(ContextStatus.INVALID), self.o.p.usable.eq(0)]
-            with m.Elif(tc_misconfigured(tc)):
-                m.d.sync += [self.o.p.status.eq(ContextStatus.MISCONFIGURED), self.o.p.usable.eq(0)]
-            with m.Else():
-                flags = Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr)
-                m.d.sync += [self.o.p.status.eq(ContextStatus.OK), self.o.p.dc.eq(flags),
-                             self.o.p.usable.eq(tc.en_ats & tc.en_pri)]
-                m.d.comb += fill.eq(~no_fill & ~covered(miss_req.did[:idx_bits]))
+        m.d.comb += fill.eq(r_done & ~r_fault & r_v & ~r_bad.any() & ~no_fill & ~inval_any)
 
         # --- cache updates: invalidations first, a fill never revives one ------------
         new_valid = Signal(n, name="cache_valid_next")
@@ -211,8 +292,7 @@ class ContextLookup(wiring.Component):
             for k in range(n):
                 with m.If(victim == k):
                     m.d.comb += new_valid[k].eq(1)
-                    m.d.sync += [c_did[k].eq(miss_req.did[:idx_bits]),
-                                 c_flags[k].eq(Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr))]
+                    m.d.sync += [c_did[k].eq(miss_req.did[:idx_bits]), c_flags[k].eq(r_flags)]
             m.d.sync += victim.eq(Mux(victim == n - 1, 0, victim + 1))
         m.d.sync += c_valid.eq(new_valid)
         return m

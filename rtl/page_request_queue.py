@@ -25,16 +25,12 @@ __all__ = ["PageRequestQueue"]
 #: A retired request on its way out: answered on ``resp`` or only counted.
 _OutItem = data.StructLayout({"respond": 1, "resp": PrgResponse})
 
-#: One request waiting to retire, in arrival order.  The response is kept as
-#: decided by the context rows (``resp.code``; Response Failure for a usable
-#: context) with the request's own PV and PASID; ``success`` (the "pqof or
-#: full" row) and the PASID rule are applied as it retires, off the decision's
-#: path.
+#: One request waiting to retire, in arrival order, with its response as
+#: decided (the PASID rule applied).  A request decided "write" keeps Response
+#: Failure: the answer if its record write faults; else it is not answered.
 _RetireEntry = data.StructLayout({
     "is_write": 1,      # decided "write": waits for its B response
     "respond": 1,       # L=1 and not a Stop Marker: answered unless its record is published
-    "success": 1,       # the "pqof or full" row matched: answered Success
-    "prpr": 1,          # the context has PRPR=1 (0 without a usable context)
     "resp": PrgResponse,
 })
 
@@ -183,13 +179,19 @@ class PageRequestQueue(wiring.Component):
         bad = Signal(depth, name="rob_bad")           # write faulted or discarded
         owner = Signal(depth, name="rob_owner")       # the write whose fault sets pqmf
         w_pending = Signal(depth, name="rob_w_pending")  # write issued, B not yet seen
-        rob_free = Signal(name="rob_free")
-        m.d.comb += rob_free.eq((head_ptr ^ tail_ptr) != (1 << ptr_bits))
+        # Whether the ring has room for a decision, in a register: set when
+        # fewer than depth-1 entries are taken, or depth-1 and no decision is
+        # taken now (a retirement in this cycle is seen a cycle later).
+        rob_room = Signal(name="rob_room", init=1)
+        rob_used = Signal(ptr_bits + 1, name="rob_used")
+        m.d.comb += rob_used.eq(tail_ptr - head_ptr)
         tail_idx = tail_ptr[:ptr_bits]
         head_idx = head_ptr[:ptr_bits]
 
         # --- record issue FIFOs ---------------------------------------------------------
-        # They never hold more than ``depth`` records; at least 8 entries so that
+        # They never hold more than ``depth`` records (each one's request holds
+        # an entry of the retire order until its B response), so the room in
+        # the retire order is room in them too; at least 8 entries so that
         # they map to block RAM, not flip-flops, even with a small ``depth``.
         issue_depth = max(depth, 8)
         m.submodules.aw_fifo = aw_fifo = fifo.SyncFIFOBuffered(width=self.addr_width, depth=issue_depth)
@@ -208,7 +210,7 @@ class PageRequestQueue(wiring.Component):
         report = Signal(name="decide_report")
         write = Signal(name="decide_write")
         set_of = Signal(name="decide_set_pqof")
-        prpr = (status == ContextStatus.OK) & dc.prpr
+        prpr = lk.p.usable & dc.prpr    # PRPR=1 needs EN_PRI=1 in a well-formed context
         # The full test, from registers: both outcomes of this cycle's
         # comparison (issue_next, or issue_next2 if a record is issued now)
         # are registered, and the next cycle picks one.  So it compares with
@@ -240,44 +242,33 @@ class PageRequestQueue(wiring.Component):
                      # would keep the PQ stopped after the driver made room.
                      set_of.eq(success & full)]
 
-        rows = [
-            (status == ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE, Cause.ALL_INBOUND_DISALLOWED),
-            (status == ContextStatus.BARE, ResponseCode.INVALID_REQUEST, Cause.TRANSACTION_TYPE_DISALLOWED),
-            (status == ContextStatus.TOO_WIDE, ResponseCode.INVALID_REQUEST,
-             Cause.TRANSACTION_TYPE_DISALLOWED),
-            (status == ContextStatus.LOAD_FAULT, ResponseCode.RESPONSE_FAILURE, Cause.DDT_LOAD_FAULT),
-            (status == ContextStatus.INVALID, ResponseCode.RESPONSE_FAILURE, Cause.DDT_INVALID),
-            (status == ContextStatus.MISCONFIGURED, ResponseCode.RESPONSE_FAILURE, Cause.DDT_MISCONFIGURED),
-        ]
-        for k, (cond, row_code, row_cause) in enumerate(rows):
-            with (m.If if k == 0 else m.Elif)(cond):
-                m.d.comb += [code.eq(row_code), cause.eq(row_cause), report.eq(1)]
-        with m.Elif(~lk.p.usable):                     # EN_ATS=0 or EN_PRI=0
-            m.d.comb += [code.eq(ResponseCode.INVALID_REQUEST),
-                         cause.eq(Cause.TRANSACTION_TYPE_DISALLOWED), report.eq(~dc.dtf)]
-        with m.Else():      # queue off or pqmf, or written (Success: entry.success)
-            m.d.comb += code.eq(ResponseCode.RESPONSE_FAILURE)
+        # The context rows were decided by the lookup (code, cause, report);
+        # only the queue rows are decided here.  A usable context's code is
+        # Response Failure: the answer of "pqen=0, pqon=0 or pqmf", and of a
+        # record write that faults (a written record is not answered).
+        m.d.comb += [code.eq(lk.p.code), cause.eq(lk.p.cause), report.eq(lk.p.report)]
 
+        final_code = Mux(success, ResponseCode.SUCCESS, code)
+        # The PASID goes back when the request had one and the code is
+        # Response Failure or the context has PRPR=1 (DESIGN §4).
+        with_pasid = req.pv & ((final_code == ResponseCode.RESPONSE_FAILURE) | prpr)
         entry = Signal(_RetireEntry, name="decide_entry")
         m.d.comb += [
             entry.is_write.eq(write),
             entry.respond.eq(respond),
-            entry.success.eq(success),
-            entry.prpr.eq(prpr),
             entry.resp.did.eq(req.did),
-            entry.resp.pv.eq(req.pv),
-            entry.resp.pid.eq(req.pid),
+            entry.resp.pv.eq(with_pasid),
+            entry.resp.pid.eq(Mux(with_pasid, req.pid, 0)),
             entry.resp.prgi.eq(req.prgi),
-            entry.resp.code.eq(code),
+            entry.resp.code.eq(final_code),
         ]
 
         # The decision is taken only when every place it may go has room
-        # (the retire order, the FQ report FIFO, the record FIFOs), so the
-        # handshake with the lookup depends on registers only and not on the
-        # decision itself.
-        issue_room = aw_fifo.w_rdy & w_fifo.w_rdy & b_order.w_rdy
+        # (the retire order, and so the record FIFOs; the FQ report FIFO), so
+        # the handshake with the lookup depends on registers only and not on
+        # the decision itself.
         can_decide = Signal(name="pq_can_decide")
-        m.d.comb += can_decide.eq(rob_free & issue_room & ~full_stale)
+        m.d.comb += can_decide.eq(rob_room & ~full_stale)
         m.d.comb += [
             self.fault.valid.eq(lk.valid & report & can_decide),
             self.fault.p.did.eq(req.did),
@@ -288,6 +279,7 @@ class PageRequestQueue(wiring.Component):
             lk.ready.eq(can_decide & self.fault.ready),
         ]
         decide = lk.valid & lk.ready
+        m.d.sync += rob_room.eq((rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide))
         record = Signal(PqRecord, name="decide_record")
         m.d.comb += [
             record.pid.eq(Mux(req.pv, req.pid, 0)),
@@ -385,34 +377,43 @@ class PageRequestQueue(wiring.Component):
         # record's write acknowledged, if it has one) into a two-entry output
         # stage, which answers it on ``resp`` (or not) and only then counts it
         # in ``pr_retired``.  So the retire order never waits on ``resp.ready``
-        # in the same cycle, and the count still follows arrival order.
-        m.submodules.out = out = fifo.SyncFIFO(width=_OutItem.size, depth=2)
+        # in the same cycle, and the count still follows arrival order.  The
+        # stage's first entry is a register: ``resp`` leaves from flip-flops.
+        out_valid = Signal(name="pq_out_valid")
+        out_head = Signal(_OutItem, name="pq_out_head")
+        out_more = Signal(name="pq_out_more")              # the second entry is taken
+        out_next = Signal(_OutItem, name="pq_out_next")
         retire = Signal(name="pq_retire")
         publish = Signal(name="pq_publish")
-        m.d.comb += retire.eq(occupied & out.w_rdy & (~head.is_write | h_done))
+        m.d.comb += retire.eq(occupied & ~out_more & (~head.is_write | h_done))
         m.d.comb += publish.eq(retire & head.is_write & ~h_bad)
         out_item = Signal(_OutItem, name="pq_out_item")
-        final_code = Mux(head.success, ResponseCode.SUCCESS, head.resp.code)
-        # The PASID goes back when the request had one and the code is
-        # Response Failure or the context has PRPR=1 (DESIGN §4).
-        with_pasid = head.resp.pv & ((final_code == ResponseCode.RESPONSE_FAILURE) | head.prpr)
         m.d.comb += [
-            out_item.respond.eq(head.respond & ~publish),
-            out_item.resp.did.eq(head.resp.did),
-            out_item.resp.pv.eq(with_pasid),
-            out_item.resp.pid.eq(Mux(with_pasid, head.resp.pid, 0)),
-            out_item.resp.prgi.eq(head.resp.prgi),
-            out_item.resp.code.eq(final_code),
-            out.w_data.eq(out_item),
-            out.w_en.eq(retire),
+            # Not answered when its record is published (written, not discarded).
+            out_item.respond.eq(head.respond & ~(head.is_write & ~h_bad)),
+            out_item.resp.eq(head.resp),
         ]
-        leaving = data.View(_OutItem, out.r_data)
+        out_pop = Signal(name="pq_out_pop")
+        out_advance = Signal(name="pq_out_advance")        # the first entry may load
         m.d.comb += [
-            self.resp.valid.eq(out.r_rdy & leaving.respond),
-            self.resp.p.eq(leaving.resp),
-            out.r_en.eq(~leaving.respond | self.resp.ready),
+            out_pop.eq(out_valid & (~out_head.respond | self.resp.ready)),
+            out_advance.eq(~out_valid | out_pop),
         ]
-        with m.If(out.r_rdy & out.r_en):
+        with m.If(out_advance):
+            m.d.sync += [out_valid.eq(out_more | retire),
+                         out_head.eq(Mux(out_more, out_next, out_item)),
+                         out_more.eq(out_more & retire)]
+        with m.Elif(retire):
+            m.d.sync += out_more.eq(1)
+        # The second entry loads whenever it is free or the stage moves on, so
+        # its load enable is one gate, not the retirement logic.
+        with m.If(~out_more | out_advance):
+            m.d.sync += out_next.eq(out_item)
+        m.d.comb += [
+            self.resp.valid.eq(out_valid & out_head.respond),
+            self.resp.p.eq(out_head.resp),
+        ]
+        with m.If(out_pop):
             m.d.sync += self.pr_retired.eq(self.pr_retired + 1)
 
         with m.If(retire):
@@ -435,17 +436,21 @@ class PageRequestQueue(wiring.Component):
             m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask),
                          issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0), full_stale.eq(1)]
 
+        # The count of writes in the retire order follows a cycle late, from
+        # registered allocations and retirements.
         write_alloc = decide & write
         m.d.sync += issued_last.eq(write_alloc)
-        write_retire = retire & head.is_write
-        m.d.sync += writes_in_rob.eq(writes_in_rob + write_alloc - write_retire)
+        retired_write_last = Signal(name="pq_retired_write_last")
+        m.d.sync += retired_write_last.eq(retire & head.is_write)
+        m.d.sync += writes_in_rob.eq(writes_in_rob + issued_last - retired_write_last)
 
         # --- on/off (DESIGN §2 "Timing") -------------------------------------------------------
         with m.If(~on & regs.enable):
             m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0), issue_next.eq(1),
                          issue_next2.eq(2 & mask), full_stale.eq(1)]
         # No write is allocated while pqen is 0 (the decision needs it), so
-        # the count alone says whether one is outstanding.
-        with m.If(on & ~regs.enable & (writes_in_rob == 0)):
+        # the count (with the allocation it has not seen yet) says whether one
+        # is outstanding.
+        with m.If(on & ~regs.enable & (writes_in_rob == 0) & ~issued_last):
             m.d.sync += on.eq(0)
         return m
