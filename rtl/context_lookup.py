@@ -98,11 +98,14 @@ class ContextLookup(wiring.Component):
     --------
     * ddtp Off (or any mode other than Bare and 1LVL) → OFF; Bare → BARE; 1LVL
       with a device_id wider than 7 bits → TOO_WIDE, all without a memory read.
-    * 1LVL: a cached context answers in one cycle (one request per clock);
-      otherwise dw0 is read (one request at a time): a non-OKAY response is
-      LOAD_FAULT, V=0 INVALID, a misconfigured ``tc`` MISCONFIGURED, else OK.
-      The R beat is registered first: the answer leaves the cycle after
-      the next (two cycles after the beat).  Only OK contexts are cached
+    * A request is searched in the cycle it is taken on ``i`` and answered
+      :attr:`HIT_LATENCY` cycles later (one request per clock) when the
+      mode, its width or a cached context decides; otherwise (1LVL, not
+      cached) dw0 is read, one request at a time, and no request is taken
+      from the cycle before the read starts until its answer: a non-OKAY
+      response is LOAD_FAULT, V=0 INVALID, a misconfigured ``tc``
+      MISCONFIGURED, else OK.  The R beat is registered first; the answer is
+      offered two cycles after the beat.  Only OK contexts are cached
       (round-robin replacement).
     * Every answer carries the §4 context row's ``code``, ``cause`` and
       ``report`` (see :data:`LookupResult`), so that the consumer acts on
@@ -116,6 +119,10 @@ class ContextLookup(wiring.Component):
       a covered entry.  A request whose lookup finished before keeps its
       result.
     """
+
+    #: Cycles from a request taken on ``i`` to its answer on ``o`` when no
+    #: memory read is needed: one to search, one to form the answer.
+    HIT_LATENCY = 2
 
     def __init__(self, *, addr_width=56, data_width=64, cache_entries=8):
         if not isinstance(cache_entries, int) or cache_entries < 1:
@@ -164,21 +171,67 @@ class ContextLookup(wiring.Component):
         busy = Signal(name="miss_busy")          # a context read is outstanding
         issued = Signal(name="miss_ar_done")     # its AR has been taken
         no_fill = Signal(name="miss_no_fill")    # invalidated while in flight
-        miss_req = Signal(PageRequest, name="miss_req")
 
         o_valid = self.o.valid
         o_free = Signal(name="o_free")
         m.d.comb += o_free.eq(~o_valid | self.o.ready)
+        # While a read is in flight the output register holds the missed
+        # request (with ``o.valid`` low), so it needs no copy of its own.
+        held = self.o.p.req
+
+        # --- stage 1: the request taken from ``i``, with its cache search -------------
+        # The search (mode, width, which entries hold the device) is
+        # registered with the request; the answer is formed from those
+        # registers as the request moves to the output.  The entries it found
+        # cannot change meanwhile: no request is taken while a read is in
+        # flight or about to start (a fill is the only change of an entry's
+        # flags), and an invalidation only clears valid bits (a request taken
+        # before it may keep the old context).
+        s_valid = Signal(name="search_valid")
+        s_req = Signal(PageRequest, name="search_req")
+        s_status = Signal(ContextStatus, name="search_status")   # OK: found by the cache or a read
+        s_hits = Signal(n, name="search_hits")
+        s_miss = Signal(name="search_miss")
 
         req = self.i.p
         did_index = req.did[:idx_bits]
         too_wide = req.did[idx_bits:].any()
         hits = Cat(*(c_valid[k] & (c_did[k] == did_index) for k in range(n)))
+        mode = self.ddtp.mode
+        status_now = Signal(ContextStatus, name="search_status_now")
+        with m.If(mode == DdtpMode.BARE):
+            m.d.comb += status_now.eq(ContextStatus.BARE)
+        with m.Elif(mode != DdtpMode.LVL1):
+            m.d.comb += status_now.eq(ContextStatus.OFF)
+        with m.Elif(too_wide):
+            m.d.comb += status_now.eq(ContextStatus.TOO_WIDE)
+        with m.Else():
+            m.d.comb += status_now.eq(ContextStatus.OK)
+
+        # The stage moves on (to the output, or to the miss engine) when the
+        # output may load and no read is in flight.
+        s_go = Signal(name="search_go")
+        m.d.comb += s_go.eq(s_valid & o_free & ~busy)
+        # No request is taken while a read is in flight or is about to start
+        # (its fill could replace the entry a search found), nor in the cycle
+        # an invalidation empties the cache.
+        m.d.comb += self.i.ready.eq(~busy & ~inval_any & (~s_valid | (o_free & ~s_miss)))
+        accept = self.i.valid & self.i.ready
+        with m.If(~s_valid | s_go):
+            m.d.sync += s_valid.eq(accept)
+        # The stage's registers load whenever it is free or moves on (their
+        # load enable is a gate or two, not the search).
+        with m.If(~s_valid | (o_free & ~busy)):
+            m.d.sync += [
+                s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits),
+                s_miss.eq((status_now == ContextStatus.OK) & ~hits.any()),
+            ]
+
         # At most one entry holds a device (a context is filled only on a miss,
         # and requests wait while the miss is in flight), so the hit entry's
         # flags are an AND-OR, not a priority chain.
         hit_flags = Signal(ContextFlags, name="hit_flags")
-        hit_terms = [Value.cast(c_flags[k]) & hits[k].replicate(ContextFlags.size) for k in range(n)]
+        hit_terms = [Value.cast(c_flags[k]) & s_hits[k].replicate(ContextFlags.size) for k in range(n)]
         m.d.comb += hit_flags.eq(_or_all(hit_terms))
 
         def answer(status, code=None, cause=None, report=1, flags=None):
@@ -196,21 +249,19 @@ class ContextLookup(wiring.Component):
             return Cat(*(fields[name] for name in _ANSWER_FIELDS))
 
         # The answer without a memory read (mode, width, cache hit).
-        mode = self.ddtp.mode
         now = Signal(_Answer, name="answer_now")
-        miss = Signal(name="lookup_miss")
-        m.d.comb += miss.eq((mode == DdtpMode.LVL1) & ~too_wide & ~hits.any())
-        with m.If(mode == DdtpMode.BARE):
-            m.d.comb += now.eq(answer(ContextStatus.BARE, ResponseCode.INVALID_REQUEST,
-                                      Cause.TRANSACTION_TYPE_DISALLOWED, 1))
-        with m.Elif(mode != DdtpMode.LVL1):
-            m.d.comb += now.eq(answer(ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE,
-                                      Cause.ALL_INBOUND_DISALLOWED, 1))
-        with m.Elif(too_wide):
-            m.d.comb += now.eq(answer(ContextStatus.TOO_WIDE, ResponseCode.INVALID_REQUEST,
-                                      Cause.TRANSACTION_TYPE_DISALLOWED, 1))
-        with m.Else():
-            m.d.comb += now.eq(answer(ContextStatus.OK, flags=hit_flags))
+        with m.Switch(s_status):
+            with m.Case(ContextStatus.BARE):
+                m.d.comb += now.eq(answer(ContextStatus.BARE, ResponseCode.INVALID_REQUEST,
+                                          Cause.TRANSACTION_TYPE_DISALLOWED))
+            with m.Case(ContextStatus.TOO_WIDE):
+                m.d.comb += now.eq(answer(ContextStatus.TOO_WIDE, ResponseCode.INVALID_REQUEST,
+                                          Cause.TRANSACTION_TYPE_DISALLOWED))
+            with m.Case(ContextStatus.OK):
+                m.d.comb += now.eq(answer(ContextStatus.OK, flags=hit_flags))
+            with m.Default():
+                m.d.comb += now.eq(answer(ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE,
+                                          Cause.ALL_INBOUND_DISALLOWED))
 
         # The R beat of a context read is registered, partly decoded, before
         # it decides anything: the answer and the cache fill come a cycle later.
@@ -233,37 +284,35 @@ class ContextLookup(wiring.Component):
         read = Signal(_Answer, name="answer_read")
         with m.If(r_fault):
             m.d.comb += read.eq(answer(ContextStatus.LOAD_FAULT, ResponseCode.RESPONSE_FAILURE,
-                                       Cause.DDT_LOAD_FAULT, 1))
+                                       Cause.DDT_LOAD_FAULT))
         with m.Elif(~r_v):
             m.d.comb += read.eq(answer(ContextStatus.INVALID, ResponseCode.RESPONSE_FAILURE,
-                                       Cause.DDT_INVALID, 1))
+                                       Cause.DDT_INVALID))
         with m.Elif(r_bad.any()):
             m.d.comb += read.eq(answer(ContextStatus.MISCONFIGURED, ResponseCode.RESPONSE_FAILURE,
-                                       Cause.DDT_MISCONFIGURED, 1))
+                                       Cause.DDT_MISCONFIGURED))
         with m.Else():
             m.d.comb += read.eq(answer(ContextStatus.OK, flags=r_flags))
 
-        # No request is taken while a miss is in flight, nor in the cycle an
-        # invalidation empties the cache.
-        m.d.comb += self.i.ready.eq(~busy & o_free & ~inval_any)
-        accept = self.i.valid & self.i.ready
-        # The output register loads whenever it may change: the offered
-        # request with the answer of this cycle, or the missed one with its
-        # read's answer.  Its load enable is the output handshake.
+        # --- stage 2: the output register ------------------------------------------------
+        # It loads whenever it may change: from the search stage (a miss
+        # leaves it with ``o.valid`` low and starts the read), or, while the
+        # read is in flight, with the read's answer.
         with m.If(o_free):
-            m.d.sync += [
-                o_valid.eq(Mux(busy, r_done, self.i.valid & ~inval_any & ~miss)),
-                self.o.p.eq(Mux(busy, Cat(miss_req, read), Cat(req, now))),
-            ]
-        with m.If(accept & miss):
-            m.d.sync += [busy.eq(1), issued.eq(0), no_fill.eq(0)]
+            m.d.sync += o_valid.eq(Mux(busy, r_done, s_valid & ~s_miss))
+            with m.If(busy):
+                m.d.sync += self.o.p.eq(Cat(held, read))
+            with m.Else():
+                m.d.sync += self.o.p.eq(Cat(s_req, now))
+        with m.If(s_go & s_miss):
+            # A read that starts as an invalidation applies does not fill either.
+            m.d.sync += [busy.eq(1), issued.eq(0), no_fill.eq(inval_any)]
         with m.If(r_done):
             m.d.sync += busy.eq(0)
-        # The miss registers follow the offered request while no miss is in
-        # flight, so their load enable is one flip-flop, not the hit logic.
+        # The read's address follows the search stage while no read is in flight.
         with m.If(~busy):
-            dc_addr = ((self.ddtp.ppn << PAGE_SHIFT) | (did_index * DC_BYTES))[:self.addr_width]
-            m.d.sync += [miss_req.eq(req), self.mem.ar.p.addr.eq(dc_addr)]
+            dc_addr = ((self.ddtp.ppn << PAGE_SHIFT) | (s_req.did[:idx_bits] * DC_BYTES))[:self.addr_width]
+            m.d.sync += self.mem.ar.p.addr.eq(dc_addr)
 
         # AR: one 8-byte beat.
         m.d.comb += [
@@ -274,7 +323,7 @@ class ContextLookup(wiring.Component):
         ]
         with m.If(self.mem.ar.valid & self.mem.ar.ready):
             m.d.sync += issued.eq(1)
-        with m.If(busy & covered(miss_req.did[:idx_bits])):
+        with m.If(busy & covered(held.did[:idx_bits])):
             m.d.sync += no_fill.eq(1)
 
         # A read answered in the cycle an invalidation applies does not fill,
@@ -292,7 +341,7 @@ class ContextLookup(wiring.Component):
             for k in range(n):
                 with m.If(victim == k):
                     m.d.comb += new_valid[k].eq(1)
-                    m.d.sync += [c_did[k].eq(miss_req.did[:idx_bits]), c_flags[k].eq(r_flags)]
+                    m.d.sync += [c_did[k].eq(held.did[:idx_bits]), c_flags[k].eq(r_flags)]
             m.d.sync += victim.eq(Mux(victim == n - 1, 0, victim + 1))
         m.d.sync += c_valid.eq(new_valid)
         return m
