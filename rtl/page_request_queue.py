@@ -3,7 +3,7 @@
 # "Page-Request-Queue").
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -193,11 +193,13 @@ class PageRequestQueue(wiring.Component):
         # an entry of the retire order until its B response), so the room in
         # the retire order is room in them too; at least 8 entries so that
         # they map to block RAM, not flip-flops, even with a small ``depth``.
+        # The AW FIFO holds record indices: pqb does not change while a record
+        # is in flight (pqon stays 1 until every one has retired, and a pqb
+        # write is ignored while pqon is 1).
         issue_depth = max(depth, 8)
-        m.submodules.aw_fifo = aw_fifo = fifo.SyncFIFOBuffered(width=self.addr_width, depth=issue_depth)
-        m.submodules.w_fifo = w_fifo = fifo.SyncFIFOBuffered(
-            width=PqRecord.as_shape().size, depth=issue_depth)
-        m.submodules.b_order = b_order = fifo.SyncFIFO(width=max(ptr_bits, 1), depth=depth)
+        m.submodules.aw_fifo = aw_fifo = _IssueFifo(width=16, depth=issue_depth)
+        m.submodules.w_fifo = w_fifo = _IssueFifo(width=PqRecord.as_shape().size, depth=issue_depth)
+        m.submodules.b_order = b_order = _IssueFifo(width=max(ptr_bits, 1), depth=depth)
 
         # --- decision (DESIGN §4, top to bottom) ------------------------------------------
         lk = lookup.o
@@ -291,12 +293,11 @@ class PageRequestQueue(wiring.Component):
             record.prgi.eq(req.prgi),
             record.addr.eq(req.addr),
         ]
-        record_addr = (regs.base_ppn << PAGE_SHIFT) | (issue_idx * PQ_RECORD_BYTES)
 
         # FIFO data is driven whatever the decision (only the write enables
         # depend on it), so no data bit is gated by the decision logic.
         m.d.comb += [
-            aw_fifo.w_data.eq(record_addr[:self.addr_width]),
+            aw_fifo.w_data.eq(issue_idx),
             w_fifo.w_data.eq(record),
             b_order.w_data.eq(tail_idx),
         ]
@@ -317,7 +318,8 @@ class PageRequestQueue(wiring.Component):
         beat = Signal(range(max(beats, 2)), name="pq_beat")
         m.d.comb += [
             self.rec_mem.aw.valid.eq(aw_fifo.r_rdy),
-            self.rec_mem.aw.p.addr.eq(aw_fifo.r_data),
+            self.rec_mem.aw.p.addr.eq(
+                ((regs.base_ppn << PAGE_SHIFT) | (aw_fifo.r_data * PQ_RECORD_BYTES))[:self.addr_width]),
             self.rec_mem.aw.p.len.eq(beats - 1),
             self.rec_mem.aw.p.size.eq((self.data_width // 8).bit_length() - 1),
             aw_fifo.r_en.eq(self.rec_mem.aw.valid & self.rec_mem.aw.ready),
@@ -453,4 +455,50 @@ class PageRequestQueue(wiring.Component):
         # is outstanding.
         with m.If(on & ~regs.enable & (writes_in_rob == 0) & ~issued_last):
             m.d.sync += on.eq(0)
+        return m
+
+
+class _IssueFifo(wiring.Component):
+    """First-in first-out buffer of records on their way to the memory port.
+
+    Its user never writes it beyond ``depth`` entries (it counts them
+    elsewhere), so it has no ``w_rdy``.  The output (``r_data``, ``r_rdy``) is
+    a register, and the enables are one gate from the state: the storage is
+    written at the free slot in every cycle (only ``w_en`` moves the pointer),
+    and ``r_en`` touches only the read pointer and the output register.
+    """
+
+    def __init__(self, *, width, depth):
+        if depth < 2 or depth & (depth - 1):
+            raise TypeError(f"depth must be a power of 2 of at least 2, not {depth!r}")
+        self.width, self.depth = width, depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bits = (self.depth - 1).bit_length()
+        # The slot at the write pointer is free: the storage holds at most one
+        # entry while the output register is empty (it loads the cycle after),
+        # and at most depth-1 while the output register holds one.
+        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="sync")
+        produce = Signal(bits + 1, name="produce")
+        consume = Signal(bits + 1, name="consume")
+        fetch = Signal(name="fetch")
+        m.d.comb += [
+            w_port.addr.eq(produce[:bits]), w_port.data.eq(self.w_data), w_port.en.eq(1),
+            fetch.eq((produce != consume) & (~self.r_rdy | self.r_en)),
+            r_port.addr.eq(consume[:bits]), r_port.en.eq(fetch),
+            self.r_data.eq(r_port.data),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += produce.eq(produce + 1)
+        with m.If(fetch):
+            m.d.sync += [consume.eq(consume + 1), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
         return m
