@@ -65,6 +65,16 @@ def tc_misconfigured(tc):
     return Cat(*_misconfigured_terms(tc)).any()
 
 
+def _usable(flags):
+    """A well-formed context lets requests be queued (EN_ATS and EN_PRI)."""
+    return flags.en_ats & flags.en_pri
+
+
+def _report(flags):
+    """A well-formed context's EN_* row reports a fault (not with DTF=1)."""
+    return ~_usable(flags) & ~flags.dtf
+
+
 def _or_all(values):
     result = values[0]
     for v in values[1:]:
@@ -146,6 +156,9 @@ class ContextLookup(wiring.Component):
         c_valid = Signal(n, name="cache_valid")
         c_did = [Signal(idx_bits, name=f"cache_did{k}") for k in range(n)]
         c_flags = [Signal(ContextFlags, name=f"cache_flags{k}") for k in range(n)]
+        # The entry's answer bits, decoded at the fill: usable and report.
+        c_usable = Signal(n, name="cache_usable")
+        c_report = Signal(n, name="cache_report")
         victim = Signal(range(max(n, 2)), name="cache_victim")
 
         # Invalidations are registered before they touch the cache (the command
@@ -182,15 +195,15 @@ class ContextLookup(wiring.Component):
         # --- stage 1: the request taken from ``i``, with its cache search -------------
         # The search (mode, width, which entries hold the device) is
         # registered with the request; the answer is formed from those
-        # registers as the request moves to the output.  The entries it found
-        # cannot change meanwhile: no request is taken while a read is in
-        # flight or about to start (a fill is the only change of an entry's
-        # flags), and an invalidation only clears valid bits (a request taken
-        # before it may keep the old context).
+        # registers as the request moves to the output.  An invalidation only
+        # clears valid bits (a request taken before it may keep the old
+        # context); a fill replaces an entry, so a request that found the
+        # replaced entry is treated as a miss (its context is read again).
         s_valid = Signal(name="search_valid")
         s_req = Signal(PageRequest, name="search_req")
         s_status = Signal(ContextStatus, name="search_status")   # OK: found by the cache or a read
         s_hits = Signal(n, name="search_hits")
+        s_stale = Signal(name="search_stale")    # a fill happened since the search
         s_miss = Signal(name="search_miss")
 
         req = self.i.p
@@ -212,10 +225,9 @@ class ContextLookup(wiring.Component):
         # output may load and no read is in flight.
         s_go = Signal(name="search_go")
         m.d.comb += s_go.eq(s_valid & o_free & ~busy)
-        # No request is taken while a read is in flight or is about to start
-        # (its fill could replace the entry a search found), nor in the cycle
-        # an invalidation empties the cache.
-        m.d.comb += self.i.ready.eq(~busy & ~inval_any & (~s_valid | (o_free & ~s_miss)))
+        # No request is taken while a read is in flight, nor in the cycle an
+        # invalidation empties the cache.
+        m.d.comb += self.i.ready.eq(~busy & ~inval_any & (~s_valid | o_free))
         accept = self.i.valid & self.i.ready
         with m.If(~s_valid | s_go):
             m.d.sync += s_valid.eq(accept)
@@ -223,9 +235,10 @@ class ContextLookup(wiring.Component):
         # load enable is a gate or two, not the search).
         with m.If(~s_valid | (o_free & ~busy)):
             m.d.sync += [
-                s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits),
-                s_miss.eq((status_now == ContextStatus.OK) & ~hits.any()),
+                s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits), s_stale.eq(0),
             ]
+
+        m.d.comb += s_miss.eq((s_status == ContextStatus.OK) & (~s_hits.any() | s_stale))
 
         # At most one entry holds a device (a context is filled only on a miss,
         # and requests wait while the miss is in flight), so the hit entry's
@@ -233,18 +246,22 @@ class ContextLookup(wiring.Component):
         hit_flags = Signal(ContextFlags, name="hit_flags")
         hit_terms = [Value.cast(c_flags[k]) & s_hits[k].replicate(ContextFlags.size) for k in range(n)]
         m.d.comb += hit_flags.eq(_or_all(hit_terms))
+        hit_usable = (s_hits & c_usable).any()
+        hit_report = (s_hits & c_report).any()
 
-        def answer(status, code=None, cause=None, report=1, flags=None):
-            """The :data:`_Answer` of one §4 context row (``flags`` for OK)."""
+        def answer(status, code=None, cause=None, report=1, flags=None, usable=None):
+            """The :data:`_Answer` of one §4 context row (``flags`` for OK;
+            ``usable`` and ``report`` decoded from them, when given)."""
             if status != ContextStatus.OK:
                 return _Answer.const({"status": status, "code": code, "cause": cause,
                                       "report": report}).as_value()
-            usable = flags.en_ats & flags.en_pri
+            if usable is None:
+                usable, report = _usable(flags), _report(flags)
             fields = {
                 "status": Const(status.value, 3), "dc": flags.as_value(), "usable": usable,
                 "code": Mux(usable, ResponseCode.RESPONSE_FAILURE, ResponseCode.INVALID_REQUEST),
                 "cause": Const(Cause.TRANSACTION_TYPE_DISALLOWED, 12),
-                "report": ~usable & ~flags.dtf,
+                "report": report,
             }
             return Cat(*(fields[name] for name in _ANSWER_FIELDS))
 
@@ -258,7 +275,8 @@ class ContextLookup(wiring.Component):
                 m.d.comb += now.eq(answer(ContextStatus.TOO_WIDE, ResponseCode.INVALID_REQUEST,
                                           Cause.TRANSACTION_TYPE_DISALLOWED))
             with m.Case(ContextStatus.OK):
-                m.d.comb += now.eq(answer(ContextStatus.OK, flags=hit_flags))
+                m.d.comb += now.eq(answer(ContextStatus.OK, flags=hit_flags, usable=hit_usable,
+                                          report=hit_report))
             with m.Default():
                 m.d.comb += now.eq(answer(ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE,
                                           Cause.ALL_INBOUND_DISALLOWED))
@@ -305,8 +323,7 @@ class ContextLookup(wiring.Component):
             with m.Else():
                 m.d.sync += self.o.p.eq(Cat(s_req, now))
         with m.If(s_go & s_miss):
-            # A read that starts as an invalidation applies does not fill either.
-            m.d.sync += [busy.eq(1), issued.eq(0), no_fill.eq(inval_any)]
+            m.d.sync += busy.eq(1)
         with m.If(r_done):
             m.d.sync += busy.eq(0)
         # The read's address follows the search stage while no read is in flight.
@@ -321,10 +338,15 @@ class ContextLookup(wiring.Component):
             self.mem.ar.p.size.eq(3),
             self.mem.r.ready.eq(1),
         ]
-        with m.If(self.mem.ar.valid & self.mem.ar.ready):
-            m.d.sync += issued.eq(1)
-        with m.If(busy & covered(held.did[:idx_bits])):
-            m.d.sync += no_fill.eq(1)
+        # Both follow the idle state until a read starts (a read that starts
+        # as an invalidation applies does not fill either).
+        with m.If(~busy):
+            m.d.sync += [issued.eq(0), no_fill.eq(inval_any)]
+        with m.Else():
+            with m.If(self.mem.ar.valid & self.mem.ar.ready):
+                m.d.sync += issued.eq(1)
+            with m.If(covered(held.did[:idx_bits])):
+                m.d.sync += no_fill.eq(1)
 
         # A read answered in the cycle an invalidation applies does not fill,
         # covered or not (not filling is always safe).
@@ -337,11 +359,17 @@ class ContextLookup(wiring.Component):
         for k in range(n):
             with m.If(covered(c_did[k])):
                 m.d.comb += new_valid[k].eq(0)
+        # A request searched meanwhile that found the entry a read may fill
+        # is searched again (whether the read fills or not).  No request is
+        # taken in that cycle: a read is in flight.
+        with m.If(r_done & s_hits.bit_select(victim, 1)):
+            m.d.sync += s_stale.eq(1)
         with m.If(fill):
             for k in range(n):
                 with m.If(victim == k):
                     m.d.comb += new_valid[k].eq(1)
-                    m.d.sync += [c_did[k].eq(held.did[:idx_bits]), c_flags[k].eq(r_flags)]
+                    m.d.sync += [c_did[k].eq(held.did[:idx_bits]), c_flags[k].eq(r_flags),
+                                 c_usable[k].eq(_usable(r_flags)), c_report[k].eq(_report(r_flags))]
             m.d.sync += victim.eq(Mux(victim == n - 1, 0, victim + 1))
         m.d.sync += c_valid.eq(new_valid)
         return m

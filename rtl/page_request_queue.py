@@ -179,10 +179,10 @@ class PageRequestQueue(wiring.Component):
         bad = Signal(depth, name="rob_bad")           # write faulted or discarded
         owner = Signal(depth, name="rob_owner")       # the write whose fault sets pqmf
         w_pending = Signal(depth, name="rob_w_pending")  # write issued, B not yet seen
-        # Whether the ring has room for a decision, in a register: set when
-        # fewer than depth-1 entries are taken, or depth-1 and no decision is
-        # taken now (a retirement in this cycle is seen a cycle later).
-        rob_room = Signal(name="rob_room", init=1)
+        # Whether the ring has room for a decision is registered (in
+        # pq_can_decide): it has when fewer than depth-1 entries are taken, or
+        # depth-1 and no decision is taken now (a retirement is seen a cycle
+        # later).
         rob_used = Signal(ptr_bits + 1, name="rob_used")
         m.d.comb += rob_used.eq(tail_ptr - head_ptr)
         tail_idx = tail_ptr[:ptr_bits]
@@ -269,8 +269,8 @@ class PageRequestQueue(wiring.Component):
         # (the retire order, and so the record FIFOs; the FQ report FIFO), so
         # the handshake with the lookup depends on registers only and not on
         # the decision itself.
+        # One register: the room of the retire order and a fresh full test.
         can_decide = Signal(name="pq_can_decide")
-        m.d.comb += can_decide.eq(rob_room & ~full_stale)
         m.d.comb += [
             self.fault.valid.eq(lk.valid & report & can_decide),
             self.fault.p.did.eq(req.did),
@@ -281,7 +281,7 @@ class PageRequestQueue(wiring.Component):
             lk.ready.eq(can_decide & self.fault.ready),
         ]
         decide = lk.valid & lk.ready
-        m.d.sync += rob_room.eq((rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide))
+        room_next = (rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide)
         record = Signal(PqRecord, name="decide_record")
         m.d.comb += [
             record.pid.eq(Mux(req.pv, req.pid, 0)),
@@ -401,15 +401,15 @@ class PageRequestQueue(wiring.Component):
             out_pop.eq(out_valid & (~out_head.respond | self.resp.ready)),
             out_advance.eq(~out_valid | out_pop),
         ]
+        # Nothing retires while the second entry is taken, so it loads whenever
+        # it is free (its load enable is a flip-flop, not the retirement logic).
         with m.If(out_advance):
             m.d.sync += [out_valid.eq(out_more | retire),
                          out_head.eq(Mux(out_more, out_next, out_item)),
-                         out_more.eq(out_more & retire)]
+                         out_more.eq(0)]
         with m.Elif(retire):
             m.d.sync += out_more.eq(1)
-        # The second entry loads whenever it is free or the stage moves on, so
-        # its load enable is one gate, not the retirement logic.
-        with m.If(~out_more | out_advance):
+        with m.If(~out_more):
             m.d.sync += out_next.eq(out_item)
         m.d.comb += [
             self.resp.valid.eq(out_valid & out_head.respond),
@@ -434,6 +434,8 @@ class PageRequestQueue(wiring.Component):
         restart = Signal(name="pq_restart")
         m.d.sync += restart.eq(retire & head.is_write & h_bad & h_owner)
         m.d.comb += regs.set_status.pqmf.eq(restart)
+        # full_stale is set in the next cycle after a restart or an enable.
+        m.d.sync += can_decide.eq(room_next & ~restart & ~(~on & regs.enable))
         with m.If(restart):
             m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask),
                          issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0), full_stale.eq(1)]
