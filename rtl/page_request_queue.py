@@ -500,7 +500,7 @@ class _IssueFifo(wiring.Component):
         with m.If(self.w_en):
             m.d.sync += produce.eq(produce + 1)
         with m.If(fetch):
-            m.d.sync += [consume.eq(consume + 1), self.r_rdy.eq(1)]
-        with m.Elif(self.r_en):
-            m.d.sync += self.r_rdy.eq(0)
+            m.d.sync += consume.eq(consume + 1)
+        # Valid after a fetch, or while not taken.
+        m.d.sync += self.r_rdy.eq((produce != consume) | (self.r_rdy & ~self.r_en))
         return m
