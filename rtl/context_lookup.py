@@ -203,7 +203,12 @@ class ContextLookup(wiring.Component):
         s_req = Signal(PageRequest, name="search_req")
         s_status = Signal(ContextStatus, name="search_status")   # OK: found by the cache or a read
         s_hits = Signal(n, name="search_hits")
-        s_stale = Signal(name="search_stale")    # a fill happened since the search
+        # A read answered since the search may have replaced the entry found:
+        # the read count (mod 2) is kept with the search, and the entry the
+        # last fill went to.
+        reads_done = Signal(name="miss_reads_done")
+        s_reads_done = Signal(name="search_reads_done")
+        last_fill = Signal(range(max(n, 2)), name="cache_last_fill")
         s_miss = Signal(name="search_miss")
 
         req = self.i.p
@@ -235,9 +240,11 @@ class ContextLookup(wiring.Component):
         # load enable is a gate or two, not the search).
         with m.If(~s_valid | (o_free & ~busy)):
             m.d.sync += [
-                s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits), s_stale.eq(0),
+                s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits),
+                s_reads_done.eq(reads_done),
             ]
 
+        s_stale = (s_reads_done != reads_done) & s_hits.bit_select(last_fill, 1)
         m.d.comb += s_miss.eq((s_status == ContextStatus.OK) & (~s_hits.any() | s_stale))
 
         # At most one entry holds a device (a context is filled only on a miss,
@@ -359,12 +366,10 @@ class ContextLookup(wiring.Component):
         for k in range(n):
             with m.If(covered(c_did[k])):
                 m.d.comb += new_valid[k].eq(0)
-        # A request searched meanwhile that found the entry a read may fill
-        # is searched again (whether the read fills or not).  No request is
-        # taken in that cycle: a read is in flight.
-        with m.If(r_done & s_hits.bit_select(victim, 1)):
-            m.d.sync += s_stale.eq(1)
+        with m.If(r_done):
+            m.d.sync += reads_done.eq(~reads_done)
         with m.If(fill):
+            m.d.sync += last_fill.eq(victim)
             for k in range(n):
                 with m.If(victim == k):
                     m.d.comb += new_valid[k].eq(1)

@@ -213,20 +213,14 @@ class PageRequestQueue(wiring.Component):
         write = Signal(name="decide_write")
         set_of = Signal(name="decide_set_pqof")
         prpr = lk.p.usable & dc.prpr    # PRPR=1 needs EN_PRI=1 in a well-formed context
-        # The full test, from registers: both outcomes of this cycle's
-        # comparison (issue_next, or issue_next2 if a record is issued now)
-        # are registered, and the next cycle picks one.  So it compares with
-        # the pqh of the cycle before (a pqh write takes effect on the queue
-        # in the cycle its write response is offered).  After the index jumps
-        # (enable, or the restart after a fault) decisions wait one cycle.
-        full_if_held = Signal(name="pq_full_if_held")
-        full_if_issued = Signal(name="pq_full_if_issued")
+        # The full test is a register: this cycle's comparison of the next
+        # index (issue_next, or issue_next2 if a record is issued now) with
+        # pqh.  So it compares with the pqh of the cycle before (a pqh write
+        # takes effect on the queue in the cycle its write response is
+        # offered).  After the index jumps (enable, or the restart after a
+        # fault) decisions wait one cycle (pq_can_decide).
+        full = Signal(name="pq_full")
         issued_last = Signal(name="pq_issued_last")
-        full_stale = Signal(name="pq_full_stale", init=1)
-        m.d.sync += [full_if_held.eq(issue_next == regs.sw_index[:16]),
-                     full_if_issued.eq(issue_next2 == regs.sw_index[:16]),
-                     full_stale.eq(0)]
-        full = Mux(issued_last, full_if_issued, full_if_held)
         mf = regs.status.pqmf | mf_pending
         # pqof is set through a register (a pulse one cycle after the decision);
         # of_pending stands for it until the register file shows it.
@@ -301,8 +295,12 @@ class PageRequestQueue(wiring.Component):
             w_fifo.w_data.eq(record),
             b_order.w_data.eq(tail_idx),
         ]
+        m.d.sync += full.eq(Mux(decide & write, issue_next2 == regs.sw_index[:16],
+                                issue_next == regs.sw_index[:16]))
+        # The retire order's slot at the tail is free whenever a decision may
+        # be taken: it is written then, whatever the decision.
+        m.d.comb += rob_w.en.eq(can_decide)
         with m.If(decide):
-            m.d.comb += rob_w.en.eq(1)
             m.d.sync += tail_ptr.eq(tail_ptr + 1)
             m.d.sync += of_pending.eq(set_of)
             with m.If(write):
@@ -434,11 +432,12 @@ class PageRequestQueue(wiring.Component):
         restart = Signal(name="pq_restart")
         m.d.sync += restart.eq(retire & head.is_write & h_bad & h_owner)
         m.d.comb += regs.set_status.pqmf.eq(restart)
-        # full_stale is set in the next cycle after a restart or an enable.
+        # No decision in the cycle after a restart or an enable: the full test
+        # of that cycle compares an old index.
         m.d.sync += can_decide.eq(room_next & ~restart & ~(~on & regs.enable))
         with m.If(restart):
             m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask),
-                         issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0), full_stale.eq(1)]
+                         issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0)]
 
         # The count of writes in the retire order follows a cycle late, from
         # registered allocations and retirements.
@@ -451,7 +450,7 @@ class PageRequestQueue(wiring.Component):
         # --- on/off (DESIGN §2 "Timing") -------------------------------------------------------
         with m.If(~on & regs.enable):
             m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0), issue_next.eq(1),
-                         issue_next2.eq(2 & mask), full_stale.eq(1)]
+                         issue_next2.eq(2 & mask)]
         # No write is allocated while pqen is 0 (the decision needs it), so
         # the count (with the allocation it has not seen yet) says whether one
         # is outstanding.
