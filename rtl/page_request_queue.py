@@ -103,7 +103,13 @@ class PageRequestQueue(wiring.Component):
       "write" has retired (written and published, or discarded).
     * A request leaves the lookup only in a cycle where the retire order,
       the FQ report FIFO and the record FIFOs all have room, whatever its
-      decision needs (the handshake depends on registers only).
+      decision needs (the handshake is one gate from a register of this
+      block and ``fault.ready``).  The room is registered: a retirement makes
+      room for a decision two cycles later, and no decision is taken in the
+      cycle after ``pqon`` rises or after the restart from a fault.
+    * ``resp`` leaves from a register (the first entry of the two-entry
+      output stage); the AXI write addresses and beats leave from registers
+      too (the record FIFOs' outputs; the address is ``pqb`` OR the index).
     * Back-pressure on ``resp`` holds the retire order and so, once
       ``max_in_flight`` requests wait, the whole path and ``page_req``.
     """
