@@ -26,7 +26,8 @@ __all__ = ["PageRequestQueue"]
 _OutItem = data.StructLayout({"respond": 1, "resp": PrgResponse})
 
 #: One request waiting to retire, in arrival order, with its response as
-#: decided (the PASID rule applied).  A request decided "write" keeps Response
+#: decided (the PASID rule applied to PV; the PASID itself is zeroed without
+#: PV as the request retires, off the decision's path).  A request decided "write" keeps Response
 #: Failure: the answer if its record write faults; else it is not answered.
 _RetireEntry = data.StructLayout({
     "is_write": 1,      # decided "write": waits for its B response
@@ -185,6 +186,8 @@ class PageRequestQueue(wiring.Component):
         bad = Signal(depth, name="rob_bad")           # write faulted or discarded
         owner = Signal(depth, name="rob_owner")       # the write whose fault sets pqmf
         w_pending = Signal(depth, name="rob_w_pending")  # write issued, B not yet seen
+        is_write = Signal(depth, name="rob_is_write")    # decided "write"
+        final = Signal(depth, name="rob_final")          # not a write, or its B seen
         # Whether the ring has room for a decision is registered (in
         # pq_can_decide): it has when fewer than depth-1 entries are taken, or
         # depth-1 and no decision is taken now (a retirement is seen a cycle
@@ -227,14 +230,37 @@ class PageRequestQueue(wiring.Component):
         # fault) decisions wait one cycle (pq_can_decide).
         full = Signal(name="pq_full")
         issued_last = Signal(name="pq_issued_last")
-        mf = regs.status.pqmf | mf_pending
+
+        def equal(a, b, name):
+            # A balanced tree: 2-bit comparisons, then two groups of four,
+            # each a net of its own (left alone, synthesis makes a chain).
+            groups = []
+            for g in range(2):
+                pairs = []
+                for k in range(4):
+                    lo = 8 * g + 2 * k
+                    pair = Signal(name=f"{name}_{g}_{k}", attrs={"keep": 1})
+                    m.d.comb += pair.eq(a[lo:lo + 2] == b[lo:lo + 2])
+                    pairs.append(pair)
+                group = Signal(name=f"{name}_{g}", attrs={"keep": 1})
+                m.d.comb += group.eq(Cat(*pairs).all())
+                groups.append(group)
+            return groups[0] & groups[1]
         # pqof is set through a register (a pulse one cycle after the decision);
         # of_pending stands for it until the register file shows it.
         of_pending = Signal(name="pq_of_pending")
-        queue_ok = Signal(name="decide_queue_ok")       # "pqen=0, pqon=0 or pqmf" does not match
-        room = Signal(name="decide_room")               # "pqof or full" does not match
+        # The decision's terms are kept as nets of their own (one gate each
+        # from registers), so that the decision and its enables are two gates
+        # deep rather than one long chain of gates.
+        keep = {"keep": 1}
+        # pqon=1 a cycle ahead, in a register of its own (set below from its
+        # next value) to shorten the decision.
+        open_ = Signal(name="pq_open")
+        # "pqen=0, pqon=0 or pqmf" does not match
+        queue_ok = Signal(name="decide_queue_ok", attrs=keep)
+        room = Signal(name="decide_room", attrs=keep)           # "pqof or full" does not match
         success = Signal(name="decide_success")         # the "pqof or full" row matched
-        m.d.comb += [queue_ok.eq(regs.enable & on & ~mf),
+        m.d.comb += [queue_ok.eq(regs.enable & ~regs.status.pqmf & open_ & ~mf_pending),
                      room.eq(~regs.status.pqof & ~of_pending & ~full),
                      write.eq(lk.p.usable & queue_ok & room),
                      success.eq(lk.p.usable & queue_ok & ~room),
@@ -260,7 +286,7 @@ class PageRequestQueue(wiring.Component):
             entry.respond.eq(respond),
             entry.resp.did.eq(req.did),
             entry.resp.pv.eq(with_pasid),
-            entry.resp.pid.eq(Mux(with_pasid, req.pid, 0)),
+            entry.resp.pid.eq(req.pid),     # zeroed without PV as it retires
             entry.resp.prgi.eq(req.prgi),
             entry.resp.code.eq(final_code),
         ]
@@ -280,7 +306,9 @@ class PageRequestQueue(wiring.Component):
             self.fault.p.cause.eq(cause),
             lk.ready.eq(can_decide & self.fault.ready),
         ]
-        decide = lk.valid & lk.ready
+        decide = Signal(name="pq_decide", attrs=keep)
+        write_alloc = Signal(name="pq_write_alloc", attrs=keep)     # a record is issued now
+        m.d.comb += [decide.eq(lk.valid & lk.ready), write_alloc.eq(decide & lk.p.usable & queue_ok & room)]
         room_next = (rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide)
         record = Signal(PqRecord, name="decide_record")
         m.d.comb += [
@@ -301,18 +329,18 @@ class PageRequestQueue(wiring.Component):
             w_fifo.w_data.eq(record),
             b_order.w_data.eq(tail_idx),
         ]
-        m.d.sync += full.eq(Mux(decide & write, issue_next2 == regs.sw_index[:16],
-                                issue_next == regs.sw_index[:16]))
+        m.d.sync += full.eq(Mux(write_alloc, equal(issue_next2, regs.sw_index, "pq_full_if_issued"),
+                                equal(issue_next, regs.sw_index, "pq_full_if_held")))
         # The retire order's slot at the tail is free whenever a decision may
         # be taken: it is written then, whatever the decision.
         m.d.comb += rob_w.en.eq(can_decide)
         with m.If(decide):
             m.d.sync += tail_ptr.eq(tail_ptr + 1)
             m.d.sync += of_pending.eq(set_of)
-            with m.If(write):
-                m.d.comb += [aw_fifo.w_en.eq(1), w_fifo.w_en.eq(1), b_order.w_en.eq(1)]
-                m.d.sync += [issue_idx.eq(issue_next), issue_next.eq(issue_next2),
-                             issue_next2.eq((issue_next2 + 1) & mask)]
+        with m.If(write_alloc):
+            m.d.comb += [aw_fifo.w_en.eq(1), w_fifo.w_en.eq(1), b_order.w_en.eq(1)]
+            m.d.sync += [issue_idx.eq(issue_next), issue_next.eq(issue_next2),
+                         issue_next2.eq((issue_next2 + 1) & mask)]
 
         with m.If(~decide):
             m.d.sync += of_pending.eq(0)
@@ -362,12 +390,13 @@ class PageRequestQueue(wiring.Component):
             m.d.sync += mf_pending.eq(1)
         for k in range(depth):
             with m.If(decide & (tail_idx == k)):
-                m.d.sync += [b_done[k].eq(0), owner[k].eq(0), w_pending[k].eq(write)]
+                m.d.sync += [b_done[k].eq(0), owner[k].eq(0), w_pending[k].eq(write),
+                             is_write[k].eq(write), final[k].eq(~write)]
                 # A record issued in the cycle an earlier one's fault arrives is
                 # discarded with it.
                 m.d.comb += new_bad[k].eq(first_fault)
             with m.If(b_fire & (b_idx == k)):
-                m.d.sync += [b_done[k].eq(1), w_pending[k].eq(0)]
+                m.d.sync += [b_done[k].eq(1), w_pending[k].eq(0), final[k].eq(1)]
                 with m.If(first_fault):
                     m.d.sync += owner[k].eq(1)
         m.d.sync += bad.eq(new_bad)
@@ -376,9 +405,6 @@ class PageRequestQueue(wiring.Component):
         m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry), rob_r.addr.eq(head_idx)]
         head = rob_r.data
         occupied = head_ptr != tail_ptr
-        h_done = b_done.bit_select(head_idx, 1)
-        h_bad = bad.bit_select(head_idx, 1)
-        h_owner = owner.bit_select(head_idx, 1)
         # A request leaves the retire order once its disposition is final (its
         # record's write acknowledged, if it has one) into a two-entry output
         # stage, which answers it on ``resp`` (or not) and only then counts it
@@ -391,13 +417,35 @@ class PageRequestQueue(wiring.Component):
         out_next = Signal(_OutItem, name="pq_out_next")
         retire = Signal(name="pq_retire")
         publish = Signal(name="pq_publish")
-        m.d.comb += retire.eq(occupied & ~out_more & (~head.is_write | h_done))
-        m.d.comb += publish.eq(retire & head.is_write & ~h_bad)
+        # The head's state, each a net of its own (read, then one gate).
+        h_final = Signal(name="pq_head_final", attrs={"keep": 1})   # its disposition is final
+        h_kept = Signal(name="pq_head_kept", attrs={"keep": 1})     # its record is published
+        # What each entry would do at the head, one gate from its flags, so
+        # that the head's is a selection.
+        kept_if_head = Signal(depth, name="rob_kept")
+        pub_if_head = Signal(depth, name="rob_publishable")
+        fault_if_head = Signal(depth, name="rob_fault_owner")
+        m.d.comb += [kept_if_head.eq(is_write & ~bad),
+                     pub_if_head.eq(is_write & b_done & ~bad),
+                     fault_if_head.eq(is_write & b_done & bad & owner)]
+        m.d.comb += [h_final.eq(final.bit_select(head_idx, 1)),
+                     h_kept.eq(kept_if_head.bit_select(head_idx, 1))]
+        h_pub = pub_if_head.bit_select(head_idx, 1)
+        h_fault = fault_if_head.bit_select(head_idx, 1)
+        # (each one gate after the head's state, not one after another)
+        h_ready = Signal(name="pq_head_ready", attrs={"keep": 1})   # there is a head and room for it
+        m.d.comb += h_ready.eq(occupied & ~out_more)
+        m.d.comb += retire.eq(h_ready & h_final)
+        m.d.comb += publish.eq(h_ready & h_pub)
         out_item = Signal(_OutItem, name="pq_out_item")
         m.d.comb += [
             # Not answered when its record is published (written, not discarded).
-            out_item.respond.eq(head.respond & ~(head.is_write & ~h_bad)),
-            out_item.resp.eq(head.resp),
+            out_item.respond.eq(head.respond & ~h_kept),
+            out_item.resp.did.eq(head.resp.did),
+            out_item.resp.pv.eq(head.resp.pv),
+            out_item.resp.pid.eq(Mux(head.resp.pv, head.resp.pid, 0)),
+            out_item.resp.prgi.eq(head.resp.prgi),
+            out_item.resp.code.eq(head.resp.code),
         ]
         out_pop = Signal(name="pq_out_pop")
         out_advance = Signal(name="pq_out_advance")        # the first entry may load
@@ -436,7 +484,7 @@ class PageRequestQueue(wiring.Component):
         # leaves (pqmf then holds every decision back, and pqt cannot move,
         # since every record issued after the faulting one is discarded).
         restart = Signal(name="pq_restart")
-        m.d.sync += restart.eq(retire & head.is_write & h_bad & h_owner)
+        m.d.sync += restart.eq(h_ready & h_fault)
         m.d.comb += regs.set_status.pqmf.eq(restart)
         # No decision in the cycle after a restart or an enable: the full test
         # of that cycle compares an old index.
@@ -447,7 +495,6 @@ class PageRequestQueue(wiring.Component):
 
         # The count of writes in the retire order follows a cycle late, from
         # registered allocations and retirements.
-        write_alloc = decide & write
         m.d.sync += issued_last.eq(write_alloc)
         retired_write_last = Signal(name="pq_retired_write_last")
         m.d.sync += retired_write_last.eq(retire & head.is_write)
@@ -460,8 +507,11 @@ class PageRequestQueue(wiring.Component):
         # No write is allocated while pqen is 0 (the decision needs it), so
         # the count (with the allocation it has not seen yet) says whether one
         # is outstanding.
-        with m.If(on & ~regs.enable & (writes_in_rob == 0) & ~issued_last):
+        turn_off = on & ~regs.enable & (writes_in_rob == 0) & ~issued_last
+        with m.If(turn_off):
             m.d.sync += on.eq(0)
+        on_next = Mux(~on & regs.enable, 1, on & ~turn_off)
+        m.d.sync += open_.eq(on_next)
         return m
 
 
