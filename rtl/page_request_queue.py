@@ -428,10 +428,14 @@ class PageRequestQueue(wiring.Component):
         m.d.comb += [kept_if_head.eq(is_write & ~bad),
                      pub_if_head.eq(is_write & b_done & ~bad),
                      fault_if_head.eq(is_write & b_done & bad & owner)]
-        m.d.comb += [h_final.eq(final.bit_select(head_idx, 1)),
-                     h_kept.eq(kept_if_head.bit_select(head_idx, 1))]
-        h_pub = pub_if_head.bit_select(head_idx, 1)
-        h_fault = fault_if_head.bit_select(head_idx, 1)
+        # The head is also kept one-hot: a selection is then an AND-OR.
+        head_onehot = Signal(depth, name="rob_head_onehot", init=1)
+
+        def at_head(flags):
+            return (flags & head_onehot).any()
+        m.d.comb += [h_final.eq(at_head(final)), h_kept.eq(at_head(kept_if_head))]
+        h_pub = at_head(pub_if_head)
+        h_fault = at_head(fault_if_head)
         # (each one gate after the head's state, not one after another)
         h_ready = Signal(name="pq_head_ready", attrs={"keep": 1})   # there is a head and room for it
         m.d.comb += h_ready.eq(occupied & ~out_more)
@@ -471,7 +475,8 @@ class PageRequestQueue(wiring.Component):
             m.d.sync += self.pr_retired.eq(self.pr_retired + 1)
 
         with m.If(retire):
-            m.d.sync += head_ptr.eq(head_ptr + 1)
+            m.d.sync += [head_ptr.eq(head_ptr + 1),
+                         head_onehot.eq(Cat(head_onehot[-1], head_onehot[:-1]))]
         # notify and the pqmf pulse leave through registers: pip is set the
         # cycle after pqt moves, and pqmf the cycle after the faulting record
         # retires (mf_pending holds the decisions back until then).
