@@ -2,12 +2,13 @@
 # directory (1LVL)", §4 rows "ddtp Off" to "DC misconfigured"; RISC-V IOMMU
 # specification v1.0 §2.3 "Process to locate the Device-context").
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
-    DC_BYTES, DDT_INDEX_BITS, PAGE_SHIFT, DdtpMode, DeviceContextTc, PageRequest, codec,
+    DC_BYTES, DDT_INDEX_BITS, PAGE_SHIFT, Cause, DdtpMode, DeviceContextTc, PageRequest,
+    ResponseCode, codec,
 )
 
 from .bus import DdtpSignature, InvalidateSignature, MemReadSignature
@@ -29,21 +30,49 @@ class ContextStatus(enum.Enum, shape=3):
 #: The context bits the disposition needs (valid only with ContextStatus.OK).
 ContextFlags = data.StructLayout({"en_ats": 1, "en_pri": 1, "dtf": 1, "prpr": 1})
 
-#: A request together with its context.
-LookupResult = data.StructLayout({
-    "req": PageRequest, "status": ContextStatus, "dc": ContextFlags,
+_ANSWER_FIELDS = {
+    "status": ContextStatus, "dc": ContextFlags,
     # status OK with EN_ATS and EN_PRI: the context lets the request be queued
     # (registered here so the queue's decision starts from one flip-flop).
     "usable": 1,
-})
+    # The answer of the first matching context row of §4, also registered here
+    # so that the queue's fault report and response start from flip-flops:
+    # its response code (Response Failure when usable), its FQ cause, and
+    # whether it reports a fault (not the EN_* row with DTF=1; never when usable).
+    "code": 4,
+    "cause": 12,
+    "report": 1,
+}
+_Answer = data.StructLayout(_ANSWER_FIELDS)
+
+#: A request together with its context.
+LookupResult = data.StructLayout({"req": PageRequest, **_ANSWER_FIELDS})
+
+
+def _misconfigured_terms(tc):
+    """The terms whose OR is :func:`tc_misconfigured`: each reserved bit, then
+    each rule of :func:`prifence.formats.dc_misconfigured`."""
+    mask = codec(DeviceContextTc).reserved_mask
+    value = tc.as_value()
+    reserved = [value[b] for b in range(len(value)) if (mask >> b) & 1]
+    return reserved + [tc.en_pri & ~tc.en_ats, tc.prpr & ~tc.en_pri, tc.t2gpa,
+                       tc.dpe & ~tc.pdtv, tc.gade, tc.sade, tc.sbe.any(), tc.sxl.any()]
 
 
 def tc_misconfigured(tc):
     """Hardware mirror of :func:`prifence.formats.dc_misconfigured` (``tc`` a
     :class:`DeviceContextTc` view)."""
-    reserved = (tc.as_value() & codec(DeviceContextTc).reserved_mask).any()
-    return (reserved | (tc.en_pri & ~tc.en_ats) | (tc.prpr & ~tc.en_pri) | tc.t2gpa
-            | (tc.dpe & ~tc.pdtv) | tc.gade | tc.sade | tc.sbe | tc.sxl)
+    return Cat(*_misconfigured_terms(tc)).any()
+
+
+def _usable(flags):
+    """A well-formed context lets requests be queued (EN_ATS and EN_PRI)."""
+    return flags.en_ats & flags.en_pri
+
+
+def _report(flags):
+    """A well-formed context's EN_* row reports a fault (not with DTF=1)."""
+    return ~_usable(flags) & ~flags.dtf
 
 
 def _or_all(values):
@@ -79,16 +108,31 @@ class ContextLookup(wiring.Component):
     --------
     * ddtp Off (or any mode other than Bare and 1LVL) → OFF; Bare → BARE; 1LVL
       with a device_id wider than 7 bits → TOO_WIDE, all without a memory read.
-    * 1LVL: a cached context answers in one cycle (one request per clock);
-      otherwise dw0 is read (one request at a time): a non-OKAY response is
-      LOAD_FAULT, V=0 INVALID, a misconfigured ``tc`` MISCONFIGURED, else OK.
-      Only OK contexts are cached (round-robin replacement).
-    * An accepted ddtp write (``ddtp.written``) or an invalidation empties
-      the covered cache entries in that cycle and stops a covered context read
-      that is in flight from filling the cache; ``inval.ready`` is always
-      high (the invalidation is complete in the cycle it is offered).  A
-      request whose lookup finished before keeps its result.
+    * A request is searched in the cycle it is taken on ``i`` and answered
+      :attr:`HIT_LATENCY` cycles later (one request per clock) when the
+      mode, its width or a cached context decides; otherwise (1LVL, not
+      cached) dw0 is read, one request at a time, and no request is taken
+      from the cycle before the read starts until its answer: a non-OKAY
+      response is LOAD_FAULT, V=0 INVALID, a misconfigured ``tc``
+      MISCONFIGURED, else OK.  The R beat is registered first; the answer is
+      offered two cycles after the beat.  Only OK contexts are cached
+      (round-robin replacement).
+    * Every answer carries the §4 context row's ``code``, ``cause`` and
+      ``report`` (see :data:`LookupResult`), so that the consumer acts on
+      flip-flops only.
+    * An accepted ddtp write (``ddtp.written``) or an invalidation is
+      registered: the covered cache entries are emptied in the next cycle,
+      when no request is accepted on ``i``, and a covered context read in
+      flight is stopped from filling the cache (one answered in that very
+      cycle does not fill, covered or not).  ``inval.ready`` is always high:
+      no request accepted after the cycle an invalidation is offered can see
+      a covered entry.  A request whose lookup finished before keeps its
+      result.
     """
+
+    #: Cycles from a request taken on ``i`` to its answer on ``o`` when no
+    #: memory read is needed: one to search, one to form the answer.
+    HIT_LATENCY = 2
 
     def __init__(self, *, addr_width=56, data_width=64, cache_entries=8):
         if not isinstance(cache_entries, int) or cache_entries < 1:
@@ -112,66 +156,187 @@ class ContextLookup(wiring.Component):
         c_valid = Signal(n, name="cache_valid")
         c_did = [Signal(idx_bits, name=f"cache_did{k}") for k in range(n)]
         c_flags = [Signal(ContextFlags, name=f"cache_flags{k}") for k in range(n)]
+        # The entry's answer bits, decoded at the fill: usable and report.
+        c_usable = Signal(n, name="cache_usable")
+        c_report = Signal(n, name="cache_report")
         victim = Signal(range(max(n, 2)), name="cache_victim")
 
-        # Invalidation requests of this cycle.
+        # Invalidations are registered before they touch the cache (the command
+        # queue's request arrives late in its cycle): the covered entries are
+        # emptied one cycle later, and no request is looked up in that cycle,
+        # so no lookup after the cycle ``inval.ready`` is seen can hit one.
         m.d.comb += self.inval.ready.eq(1)
-        inval_all = self.ddtp.written | (self.inval.valid & self.inval.all)
-        inval_did = self.inval.valid & ~self.inval.all
+        inval_any = Signal(name="inval_pending")     # some invalidation applies now
+        inval_all = Signal(name="inval_pending_all")
+        inval_one = Signal(name="inval_pending_one")
+        inval_did = Signal(idx_bits, name="inval_pending_did")
+        m.d.sync += [
+            inval_any.eq(self.ddtp.written | self.inval.valid),
+            inval_all.eq(self.ddtp.written | (self.inval.valid & self.inval.all)),
+            inval_one.eq(self.inval.valid & ~self.inval.all),
+            inval_did.eq(self.inval.did),
+        ]
 
         def covered(did):
-            return inval_all | (inval_did & (self.inval.did == did))
+            return inval_all | (inval_one & (inval_did == did))
 
         # --- the miss engine -----------------------------------------------------
         busy = Signal(name="miss_busy")          # a context read is outstanding
         issued = Signal(name="miss_ar_done")     # its AR has been taken
         no_fill = Signal(name="miss_no_fill")    # invalidated while in flight
-        miss_req = Signal(PageRequest, name="miss_req")
 
         o_valid = self.o.valid
-        o_free = ~o_valid | self.o.ready
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += o_valid.eq(0)
+        o_free = Signal(name="o_free")
+        m.d.comb += o_free.eq(~o_valid | self.o.ready)
+        # While a read is in flight the output register holds the missed
+        # request (with ``o.valid`` low), so it needs no copy of its own.
+        held = self.o.p.req
+
+        # --- stage 1: the request taken from ``i``, with its cache search -------------
+        # The search (mode, width, which entries hold the device) is
+        # registered with the request; the answer is formed from those
+        # registers as the request moves to the output.  An invalidation only
+        # clears valid bits (a request taken before it may keep the old
+        # context); a fill replaces an entry, so a request that found the
+        # replaced entry is treated as a miss (its context is read again).
+        s_valid = Signal(name="search_valid")
+        s_req = Signal(PageRequest, name="search_req")
+        s_status = Signal(ContextStatus, name="search_status")   # OK: found by the cache or a read
+        s_hits = Signal(n, name="search_hits")
+        # A read answered since the search may have replaced the entry found:
+        # the read count (mod 2) is kept with the search, and the entry the
+        # last fill went to.
+        reads_done = Signal(name="miss_reads_done")
+        s_reads_done = Signal(name="search_reads_done")
+        last_fill = Signal(range(max(n, 2)), name="cache_last_fill")
+        s_miss = Signal(name="search_miss")
 
         req = self.i.p
         did_index = req.did[:idx_bits]
         too_wide = req.did[idx_bits:].any()
         hits = Cat(*(c_valid[k] & (c_did[k] == did_index) for k in range(n)))
+        mode = self.ddtp.mode
+        status_now = Signal(ContextStatus, name="search_status_now")
+        with m.If(mode == DdtpMode.BARE):
+            m.d.comb += status_now.eq(ContextStatus.BARE)
+        with m.Elif(mode != DdtpMode.LVL1):
+            m.d.comb += status_now.eq(ContextStatus.OFF)
+        with m.Elif(too_wide):
+            m.d.comb += status_now.eq(ContextStatus.TOO_WIDE)
+        with m.Else():
+            m.d.comb += status_now.eq(ContextStatus.OK)
+
+        # The stage moves on (to the output, or to the miss engine) when the
+        # output may load and no read is in flight.
+        s_go = Signal(name="search_go")
+        m.d.comb += s_go.eq(s_valid & o_free & ~busy)
+        # No request is taken while a read is in flight, nor in the cycle an
+        # invalidation empties the cache.
+        m.d.comb += self.i.ready.eq(~busy & ~inval_any & (~s_valid | o_free))
+        accept = self.i.valid & self.i.ready
+        with m.If(~s_valid | s_go):
+            m.d.sync += s_valid.eq(accept)
+        # The stage's registers load whenever it is free or moves on (their
+        # load enable is a gate or two, not the search).
+        with m.If(~s_valid | (o_free & ~busy)):
+            m.d.sync += [
+                s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits),
+                s_reads_done.eq(reads_done),
+            ]
+
+        s_stale = (s_reads_done != reads_done) & s_hits.bit_select(last_fill, 1)
+        m.d.comb += s_miss.eq((s_status == ContextStatus.OK) & (~s_hits.any() | s_stale))
+
         # At most one entry holds a device (a context is filled only on a miss,
         # and requests wait while the miss is in flight), so the hit entry's
         # flags are an AND-OR, not a priority chain.
         hit_flags = Signal(ContextFlags, name="hit_flags")
-        hit_terms = [Value.cast(c_flags[k]) & hits[k].replicate(ContextFlags.size) for k in range(n)]
+        hit_terms = [Value.cast(c_flags[k]) & s_hits[k].replicate(ContextFlags.size) for k in range(n)]
         m.d.comb += hit_flags.eq(_or_all(hit_terms))
+        hit_usable = (s_hits & c_usable).any()
+        hit_report = (s_hits & c_report).any()
 
-        m.d.comb += self.i.ready.eq(~busy & o_free)
-        with m.If(self.i.valid & self.i.ready):
-            mode = self.ddtp.mode
-            with m.If(mode == DdtpMode.BARE):
-                m.d.sync += [o_valid.eq(1),
-                             self.o.p.status.eq(ContextStatus.BARE), self.o.p.usable.eq(0)]
-            with m.Elif(mode != DdtpMode.LVL1):
-                m.d.sync += [o_valid.eq(1),
-                             self.o.p.status.eq(ContextStatus.OFF), self.o.p.usable.eq(0)]
-            with m.Elif(too_wide):
-                m.d.sync += [o_valid.eq(1),
-                             self.o.p.status.eq(ContextStatus.TOO_WIDE), self.o.p.usable.eq(0)]
-            with m.Elif(hits.any()):
-                m.d.sync += [o_valid.eq(1), self.o.p.status.eq(ContextStatus.OK),
-                             self.o.p.dc.eq(hit_flags),
-                             self.o.p.usable.eq(hit_flags.en_ats & hit_flags.en_pri)]
-            with m.Else():
-                m.d.sync += [busy.eq(1), issued.eq(0), no_fill.eq(covered(did_index))]
-        # The request register loads whenever the output may change: the offered
-        # request, or the missed one while its context read is in flight.  Its
-        # load enable is then the output handshake, not the hit logic.
+        def answer(status, code=None, cause=None, report=1, flags=None, usable=None):
+            """The :data:`_Answer` of one §4 context row (``flags`` for OK;
+            ``usable`` and ``report`` decoded from them, when given)."""
+            if status != ContextStatus.OK:
+                return _Answer.const({"status": status, "code": code, "cause": cause,
+                                      "report": report}).as_value()
+            if usable is None:
+                usable, report = _usable(flags), _report(flags)
+            fields = {
+                "status": Const(status.value, 3), "dc": flags.as_value(), "usable": usable,
+                "code": Mux(usable, ResponseCode.RESPONSE_FAILURE, ResponseCode.INVALID_REQUEST),
+                "cause": Const(Cause.TRANSACTION_TYPE_DISALLOWED, 12),
+                "report": report,
+            }
+            return Cat(*(fields[name] for name in _ANSWER_FIELDS))
+
+        # The answer without a memory read (mode, width, cache hit).
+        now = Signal(_Answer, name="answer_now")
+        with m.Switch(s_status):
+            with m.Case(ContextStatus.BARE):
+                m.d.comb += now.eq(answer(ContextStatus.BARE, ResponseCode.INVALID_REQUEST,
+                                          Cause.TRANSACTION_TYPE_DISALLOWED))
+            with m.Case(ContextStatus.TOO_WIDE):
+                m.d.comb += now.eq(answer(ContextStatus.TOO_WIDE, ResponseCode.INVALID_REQUEST,
+                                          Cause.TRANSACTION_TYPE_DISALLOWED))
+            with m.Case(ContextStatus.OK):
+                m.d.comb += now.eq(answer(ContextStatus.OK, flags=hit_flags, usable=hit_usable,
+                                          report=hit_report))
+            with m.Default():
+                m.d.comb += now.eq(answer(ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE,
+                                          Cause.ALL_INBOUND_DISALLOWED))
+
+        # The R beat of a context read is registered, partly decoded, before
+        # it decides anything: the answer and the cache fill come a cycle later.
+        tc = data.View(DeviceContextTc, self.mem.r.p.data[:64])
+        r_done = Signal(name="miss_r_done")      # the beat arrived last cycle
+        r_fault = Signal(name="miss_r_fault")
+        r_v = Signal(name="miss_r_v")
+        r_flags = Signal(ContextFlags, name="miss_r_flags")
+        # tc_misconfigured as an OR of a few registered partial ORs.
+        bad_terms = _misconfigured_terms(tc)
+        parts = [bad_terms[k:k + 16] for k in range(0, len(bad_terms), 16)]
+        r_bad = Signal(len(parts), name="miss_r_bad")
+        m.d.sync += [
+            r_done.eq(busy & issued & self.mem.r.valid),
+            r_fault.eq(self.mem.r.p.resp != 0),
+            r_v.eq(tc.v),
+            r_flags.eq(Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr)),
+            r_bad.eq(Cat(*(_or_all(p) for p in parts))),
+        ]
+        read = Signal(_Answer, name="answer_read")
+        with m.If(r_fault):
+            m.d.comb += read.eq(answer(ContextStatus.LOAD_FAULT, ResponseCode.RESPONSE_FAILURE,
+                                       Cause.DDT_LOAD_FAULT))
+        with m.Elif(~r_v):
+            m.d.comb += read.eq(answer(ContextStatus.INVALID, ResponseCode.RESPONSE_FAILURE,
+                                       Cause.DDT_INVALID))
+        with m.Elif(r_bad.any()):
+            m.d.comb += read.eq(answer(ContextStatus.MISCONFIGURED, ResponseCode.RESPONSE_FAILURE,
+                                       Cause.DDT_MISCONFIGURED))
+        with m.Else():
+            m.d.comb += read.eq(answer(ContextStatus.OK, flags=r_flags))
+
+        # --- stage 2: the output register ------------------------------------------------
+        # It loads whenever it may change: from the search stage (a miss
+        # leaves it with ``o.valid`` low and starts the read), or, while the
+        # read is in flight, with the read's answer.
         with m.If(o_free):
-            m.d.sync += self.o.p.req.eq(Mux(busy, miss_req, req))
-        # The miss registers follow the offered request while no miss is in
-        # flight, so their load enable is one flip-flop, not the hit logic.
+            m.d.sync += o_valid.eq(Mux(busy, r_done, s_valid & ~s_miss))
+            with m.If(busy):
+                m.d.sync += self.o.p.eq(Cat(held, read))
+            with m.Else():
+                m.d.sync += self.o.p.eq(Cat(s_req, now))
+        with m.If(s_go & s_miss):
+            m.d.sync += busy.eq(1)
+        with m.If(r_done):
+            m.d.sync += busy.eq(0)
+        # The read's address follows the search stage while no read is in flight.
         with m.If(~busy):
-            dc_addr = ((self.ddtp.ppn << PAGE_SHIFT) | (did_index * DC_BYTES))[:self.addr_width]
-            m.d.sync += [miss_req.eq(req), self.mem.ar.p.addr.eq(dc_addr)]
+            dc_addr = ((self.ddtp.ppn << PAGE_SHIFT) | (s_req.did[:idx_bits] * DC_BYTES))[:self.addr_width]
+            m.d.sync += self.mem.ar.p.addr.eq(dc_addr)
 
         # AR: one 8-byte beat.
         m.d.comb += [
@@ -180,26 +345,20 @@ class ContextLookup(wiring.Component):
             self.mem.ar.p.size.eq(3),
             self.mem.r.ready.eq(1),
         ]
-        with m.If(self.mem.ar.valid & self.mem.ar.ready):
-            m.d.sync += issued.eq(1)
-        with m.If(busy & covered(miss_req.did[:idx_bits])):
-            m.d.sync += no_fill.eq(1)
+        # Both follow the idle state until a read starts (a read that starts
+        # as an invalidation applies does not fill either).
+        with m.If(~busy):
+            m.d.sync += [issued.eq(0), no_fill.eq(inval_any)]
+        with m.Else():
+            with m.If(self.mem.ar.valid & self.mem.ar.ready):
+                m.d.sync += issued.eq(1)
+            with m.If(covered(held.did[:idx_bits])):
+                m.d.sync += no_fill.eq(1)
 
-        tc = data.View(DeviceContextTc, self.mem.r.p.data[:64])
+        # A read answered in the cycle an invalidation applies does not fill,
+        # covered or not (not filling is always safe).
         fill = Signal(name="cache_fill")
-        with m.If(busy & issued & self.mem.r.valid):
-            m.d.sync += [busy.eq(0), o_valid.eq(1)]
-            with m.If(self.mem.r.p.resp != 0):
-                m.d.sync += [self.o.p.status.eq(ContextStatus.LOAD_FAULT), self.o.p.usable.eq(0)]
-            with m.Elif(~tc.v):
-                m.d.sync += [self.o.p.status.eq(ContextStatus.INVALID), self.o.p.usable.eq(0)]
-            with m.Elif(tc_misconfigured(tc)):
-                m.d.sync += [self.o.p.status.eq(ContextStatus.MISCONFIGURED), self.o.p.usable.eq(0)]
-            with m.Else():
-                flags = Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr)
-                m.d.sync += [self.o.p.status.eq(ContextStatus.OK), self.o.p.dc.eq(flags),
-                             self.o.p.usable.eq(tc.en_ats & tc.en_pri)]
-                m.d.comb += fill.eq(~no_fill & ~covered(miss_req.did[:idx_bits]))
+        m.d.comb += fill.eq(r_done & ~r_fault & r_v & ~r_bad.any() & ~no_fill & ~inval_any)
 
         # --- cache updates: invalidations first, a fill never revives one ------------
         new_valid = Signal(n, name="cache_valid_next")
@@ -207,12 +366,15 @@ class ContextLookup(wiring.Component):
         for k in range(n):
             with m.If(covered(c_did[k])):
                 m.d.comb += new_valid[k].eq(0)
+        with m.If(r_done):
+            m.d.sync += reads_done.eq(~reads_done)
         with m.If(fill):
+            m.d.sync += last_fill.eq(victim)
             for k in range(n):
                 with m.If(victim == k):
                     m.d.comb += new_valid[k].eq(1)
-                    m.d.sync += [c_did[k].eq(miss_req.did[:idx_bits]),
-                                 c_flags[k].eq(Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr))]
+                    m.d.sync += [c_did[k].eq(held.did[:idx_bits]), c_flags[k].eq(r_flags),
+                                 c_usable[k].eq(_usable(r_flags)), c_report[k].eq(_report(r_flags))]
             m.d.sync += victim.eq(Mux(victim == n - 1, 0, victim + 1))
         m.d.sync += c_valid.eq(new_valid)
         return m

@@ -1,8 +1,9 @@
 # The page-request ingress FIFO (DESIGN.md §1: "page_req_ready is high exactly
 # when the ingress FIFO has room").
 
-from amaranth.hdl import Module
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib.memory import Memory
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import PageRequest
@@ -35,6 +36,9 @@ class Ingress(wiring.Component):
     * ``i.ready`` is high exactly when the FIFO has room; it depends only on
       registers, never on ``i.valid``.  One request is accepted per clock
       while there is room.
+    * ``i.ready`` and ``o.valid`` come straight from flip-flops; a request
+      accepted in cycle *t* is offered on ``o`` from cycle *t+2* at the
+      earliest.
     * After reset the FIFO is empty, ``o.valid`` is low and ``accepted`` is 0.
     """
 
@@ -50,16 +54,48 @@ class Ingress(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.fifo = buf = fifo.SyncFIFOBuffered(
-            width=PageRequest.as_shape().size, depth=self.depth)
+        width = PageRequest.as_shape().size
+        # Storage of a power-of-2 size, at least ``depth``: it holds at most
+        # depth-1 requests while the output register holds one, and at most one
+        # while the output register is empty (it loads the next cycle), so the
+        # slot at the write pointer is always free and is written every cycle
+        # (only a handshake moves the pointer).
+        slots = 1 << (self.depth - 1).bit_length()
+        bits = (slots - 1).bit_length()
+        m.submodules.storage = storage = Memory(shape=width, depth=slots, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="sync")
+        produce = Signal(bits + 1, name="produce")
+        consume = Signal(bits + 1, name="consume")    # next to move to the output register
+        o_valid = self.o.valid
+        # ``i.ready`` is a register: the room of the next cycle, from this
+        # cycle's occupancy and handshakes.
+        room = Signal(name="room", init=1)
+        m.d.comb += self.i.ready.eq(room)
+        push = Signal(name="push")
+        pop = Signal(name="pop")
+        fetch = Signal(name="fetch")
         m.d.comb += [
-            buf.w_data.eq(self.i.payload),
-            buf.w_en.eq(self.i.valid),
-            self.i.ready.eq(buf.w_rdy),
-            self.o.payload.eq(buf.r_data),
-            self.o.valid.eq(buf.r_rdy),
-            buf.r_en.eq(self.o.ready),
+            push.eq(self.i.valid & room),
+            pop.eq(o_valid & self.o.ready),
+            fetch.eq((produce != consume) & (~o_valid | self.o.ready)),
+            w_port.addr.eq(produce[:bits]), w_port.data.eq(self.i.payload), w_port.en.eq(1),
+            r_port.addr.eq(consume[:bits]), r_port.en.eq(fetch),
+            self.o.payload.eq(r_port.data),
         ]
-        with m.If(self.i.valid & self.i.ready):
+        with m.If(push):
+            m.d.sync += produce.eq(produce + 1)
+        with m.If(fetch):
+            m.d.sync += consume.eq(consume + 1)
+        # Valid after a fetch, or while not taken.
+        m.d.sync += o_valid.eq((produce != consume) | (o_valid & ~self.o.ready))
+        # Occupancy (storage and output register) is depth-1 now: a push
+        # without a pop fills the FIFO.  Full now: it stays full without a pop.
+        stored = Signal(bits + 1, name="stored")
+        m.d.comb += stored.eq(produce - consume)
+        last_slot = Signal(name="last_slot")
+        m.d.comb += last_slot.eq(Mux(o_valid, stored == self.depth - 2, stored == self.depth - 1))
+        m.d.sync += room.eq(~((last_slot & push) | ~room) | pop)
+        with m.If(push):
             m.d.sync += self.accepted.eq(self.accepted + 1)
         return m

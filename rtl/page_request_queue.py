@@ -3,7 +3,7 @@
 # "Page-Request-Queue").
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -25,16 +25,13 @@ __all__ = ["PageRequestQueue"]
 #: A retired request on its way out: answered on ``resp`` or only counted.
 _OutItem = data.StructLayout({"respond": 1, "resp": PrgResponse})
 
-#: One request waiting to retire, in arrival order.  The response is kept as
-#: decided by the context rows (``resp.code``; Response Failure for a usable
-#: context) with the request's own PV and PASID; ``success`` (the "pqof or
-#: full" row) and the PASID rule are applied as it retires, off the decision's
-#: path.
+#: One request waiting to retire, in arrival order, with its response as
+#: decided (the PASID rule applied to PV; the PASID itself is zeroed without
+#: PV as the request retires, off the decision's path).  A request decided "write" keeps Response
+#: Failure: the answer if its record write faults; else it is not answered.
 _RetireEntry = data.StructLayout({
     "is_write": 1,      # decided "write": waits for its B response
     "respond": 1,       # L=1 and not a Stop Marker: answered unless its record is published
-    "success": 1,       # the "pqof or full" row matched: answered Success
-    "prpr": 1,          # the context has PRPR=1 (0 without a usable context)
     "resp": PrgResponse,
 })
 
@@ -107,7 +104,13 @@ class PageRequestQueue(wiring.Component):
       "write" has retired (written and published, or discarded).
     * A request leaves the lookup only in a cycle where the retire order,
       the FQ report FIFO and the record FIFOs all have room, whatever its
-      decision needs (the handshake depends on registers only).
+      decision needs (the handshake is one gate from a register of this
+      block and ``fault.ready``).  The room is registered: a retirement makes
+      room for a decision two cycles later, and no decision is taken in the
+      cycle after ``pqon`` rises or after the restart from a fault.
+    * ``resp`` leaves from a register (the first entry of the two-entry
+      output stage); the AXI write addresses and beats leave from registers
+      too (the record FIFOs' outputs; the address is ``pqb`` OR the index).
     * Back-pressure on ``resp`` holds the retire order and so, once
       ``max_in_flight`` requests wait, the whole path and ``page_req``.
     """
@@ -183,19 +186,29 @@ class PageRequestQueue(wiring.Component):
         bad = Signal(depth, name="rob_bad")           # write faulted or discarded
         owner = Signal(depth, name="rob_owner")       # the write whose fault sets pqmf
         w_pending = Signal(depth, name="rob_w_pending")  # write issued, B not yet seen
-        rob_free = Signal(name="rob_free")
-        m.d.comb += rob_free.eq((head_ptr ^ tail_ptr) != (1 << ptr_bits))
+        is_write = Signal(depth, name="rob_is_write")    # decided "write"
+        final = Signal(depth, name="rob_final")          # not a write, or its B seen
+        # Whether the ring has room for a decision is registered (in
+        # pq_can_decide): it has when fewer than depth-1 entries are taken, or
+        # depth-1 and no decision is taken now (a retirement is seen a cycle
+        # later).
+        rob_used = Signal(ptr_bits + 1, name="rob_used")
+        m.d.comb += rob_used.eq(tail_ptr - head_ptr)
         tail_idx = tail_ptr[:ptr_bits]
         head_idx = head_ptr[:ptr_bits]
 
         # --- record issue FIFOs ---------------------------------------------------------
-        # They never hold more than ``depth`` records; at least 8 entries so that
+        # They never hold more than ``depth`` records (each one's request holds
+        # an entry of the retire order until its B response), so the room in
+        # the retire order is room in them too; at least 8 entries so that
         # they map to block RAM, not flip-flops, even with a small ``depth``.
+        # The AW FIFO holds record indices: pqb does not change while a record
+        # is in flight (pqon stays 1 until every one has retired, and a pqb
+        # write is ignored while pqon is 1).
         issue_depth = max(depth, 8)
-        m.submodules.aw_fifo = aw_fifo = fifo.SyncFIFOBuffered(width=self.addr_width, depth=issue_depth)
-        m.submodules.w_fifo = w_fifo = fifo.SyncFIFOBuffered(
-            width=PqRecord.as_shape().size, depth=issue_depth)
-        m.submodules.b_order = b_order = fifo.SyncFIFO(width=max(ptr_bits, 1), depth=depth)
+        m.submodules.aw_fifo = aw_fifo = _IssueFifo(width=16, depth=issue_depth)
+        m.submodules.w_fifo = w_fifo = _IssueFifo(width=PqRecord.as_shape().size, depth=issue_depth)
+        m.submodules.b_order = b_order = _IssueFifo(width=max(ptr_bits, 1), depth=depth)
 
         # --- decision (DESIGN §4, top to bottom) ------------------------------------------
         lk = lookup.o
@@ -208,29 +221,46 @@ class PageRequestQueue(wiring.Component):
         report = Signal(name="decide_report")
         write = Signal(name="decide_write")
         set_of = Signal(name="decide_set_pqof")
-        prpr = (status == ContextStatus.OK) & dc.prpr
-        # The full test, from registers: both outcomes of this cycle's
-        # comparison (issue_next, or issue_next2 if a record is issued now)
-        # are registered, and the next cycle picks one.  So it compares with
-        # the pqh of the cycle before (a pqh write takes effect on the queue
-        # in the cycle its write response is offered).  After the index jumps
-        # (enable, or the restart after a fault) decisions wait one cycle.
-        full_if_held = Signal(name="pq_full_if_held")
-        full_if_issued = Signal(name="pq_full_if_issued")
+        prpr = lk.p.usable & dc.prpr    # PRPR=1 needs EN_PRI=1 in a well-formed context
+        # The full test is a register: this cycle's comparison of the next
+        # index (issue_next, or issue_next2 if a record is issued now) with
+        # pqh.  So it compares with the pqh of the cycle before (a pqh write
+        # takes effect on the queue in the cycle its write response is
+        # offered).  After the index jumps (enable, or the restart after a
+        # fault) decisions wait one cycle (pq_can_decide).
+        full = Signal(name="pq_full")
         issued_last = Signal(name="pq_issued_last")
-        full_stale = Signal(name="pq_full_stale", init=1)
-        m.d.sync += [full_if_held.eq(issue_next == regs.sw_index[:16]),
-                     full_if_issued.eq(issue_next2 == regs.sw_index[:16]),
-                     full_stale.eq(0)]
-        full = Mux(issued_last, full_if_issued, full_if_held)
-        mf = regs.status.pqmf | mf_pending
+
+        def equal(a, b, name):
+            # A balanced tree: 2-bit comparisons, then two groups of four,
+            # each a net of its own (left alone, synthesis makes a chain).
+            groups = []
+            for g in range(2):
+                pairs = []
+                for k in range(4):
+                    lo = 8 * g + 2 * k
+                    pair = Signal(name=f"{name}_{g}_{k}", attrs={"keep": 1})
+                    m.d.comb += pair.eq(a[lo:lo + 2] == b[lo:lo + 2])
+                    pairs.append(pair)
+                group = Signal(name=f"{name}_{g}", attrs={"keep": 1})
+                m.d.comb += group.eq(Cat(*pairs).all())
+                groups.append(group)
+            return groups[0] & groups[1]
         # pqof is set through a register (a pulse one cycle after the decision);
         # of_pending stands for it until the register file shows it.
         of_pending = Signal(name="pq_of_pending")
-        queue_ok = Signal(name="decide_queue_ok")       # "pqen=0, pqon=0 or pqmf" does not match
-        room = Signal(name="decide_room")               # "pqof or full" does not match
+        # The decision's terms are kept as nets of their own (one gate each
+        # from registers), so that the decision and its enables are two gates
+        # deep rather than one long chain of gates.
+        keep = {"keep": 1}
+        # pqon=1 a cycle ahead, in a register of its own (set below from its
+        # next value) to shorten the decision.
+        open_ = Signal(name="pq_open")
+        # "pqen=0, pqon=0 or pqmf" does not match
+        queue_ok = Signal(name="decide_queue_ok", attrs=keep)
+        room = Signal(name="decide_room", attrs=keep)           # "pqof or full" does not match
         success = Signal(name="decide_success")         # the "pqof or full" row matched
-        m.d.comb += [queue_ok.eq(regs.enable & on & ~mf),
+        m.d.comb += [queue_ok.eq(regs.enable & ~regs.status.pqmf & open_ & ~mf_pending),
                      room.eq(~regs.status.pqof & ~of_pending & ~full),
                      write.eq(lk.p.usable & queue_ok & room),
                      success.eq(lk.p.usable & queue_ok & ~room),
@@ -240,44 +270,33 @@ class PageRequestQueue(wiring.Component):
                      # would keep the PQ stopped after the driver made room.
                      set_of.eq(success & full)]
 
-        rows = [
-            (status == ContextStatus.OFF, ResponseCode.RESPONSE_FAILURE, Cause.ALL_INBOUND_DISALLOWED),
-            (status == ContextStatus.BARE, ResponseCode.INVALID_REQUEST, Cause.TRANSACTION_TYPE_DISALLOWED),
-            (status == ContextStatus.TOO_WIDE, ResponseCode.INVALID_REQUEST,
-             Cause.TRANSACTION_TYPE_DISALLOWED),
-            (status == ContextStatus.LOAD_FAULT, ResponseCode.RESPONSE_FAILURE, Cause.DDT_LOAD_FAULT),
-            (status == ContextStatus.INVALID, ResponseCode.RESPONSE_FAILURE, Cause.DDT_INVALID),
-            (status == ContextStatus.MISCONFIGURED, ResponseCode.RESPONSE_FAILURE, Cause.DDT_MISCONFIGURED),
-        ]
-        for k, (cond, row_code, row_cause) in enumerate(rows):
-            with (m.If if k == 0 else m.Elif)(cond):
-                m.d.comb += [code.eq(row_code), cause.eq(row_cause), report.eq(1)]
-        with m.Elif(~lk.p.usable):                     # EN_ATS=0 or EN_PRI=0
-            m.d.comb += [code.eq(ResponseCode.INVALID_REQUEST),
-                         cause.eq(Cause.TRANSACTION_TYPE_DISALLOWED), report.eq(~dc.dtf)]
-        with m.Else():      # queue off or pqmf, or written (Success: entry.success)
-            m.d.comb += code.eq(ResponseCode.RESPONSE_FAILURE)
+        # The context rows were decided by the lookup (code, cause, report);
+        # only the queue rows are decided here.  A usable context's code is
+        # Response Failure: the answer of "pqen=0, pqon=0 or pqmf", and of a
+        # record write that faults (a written record is not answered).
+        m.d.comb += [code.eq(lk.p.code), cause.eq(lk.p.cause), report.eq(lk.p.report)]
 
+        final_code = Mux(success, ResponseCode.SUCCESS, code)
+        # The PASID goes back when the request had one and the code is
+        # Response Failure or the context has PRPR=1 (DESIGN §4).
+        with_pasid = req.pv & ((final_code == ResponseCode.RESPONSE_FAILURE) | prpr)
         entry = Signal(_RetireEntry, name="decide_entry")
         m.d.comb += [
             entry.is_write.eq(write),
             entry.respond.eq(respond),
-            entry.success.eq(success),
-            entry.prpr.eq(prpr),
             entry.resp.did.eq(req.did),
-            entry.resp.pv.eq(req.pv),
-            entry.resp.pid.eq(req.pid),
+            entry.resp.pv.eq(with_pasid),
+            entry.resp.pid.eq(req.pid),     # zeroed without PV as it retires
             entry.resp.prgi.eq(req.prgi),
-            entry.resp.code.eq(code),
+            entry.resp.code.eq(final_code),
         ]
 
         # The decision is taken only when every place it may go has room
-        # (the retire order, the FQ report FIFO, the record FIFOs), so the
-        # handshake with the lookup depends on registers only and not on the
-        # decision itself.
-        issue_room = aw_fifo.w_rdy & w_fifo.w_rdy & b_order.w_rdy
+        # (the retire order, and so the record FIFOs; the FQ report FIFO), so
+        # the handshake with the lookup depends on registers only and not on
+        # the decision itself.
+        # One register: the room of the retire order and a fresh full test.
         can_decide = Signal(name="pq_can_decide")
-        m.d.comb += can_decide.eq(rob_free & issue_room & ~full_stale)
         m.d.comb += [
             self.fault.valid.eq(lk.valid & report & can_decide),
             self.fault.p.did.eq(req.did),
@@ -287,7 +306,10 @@ class PageRequestQueue(wiring.Component):
             self.fault.p.cause.eq(cause),
             lk.ready.eq(can_decide & self.fault.ready),
         ]
-        decide = lk.valid & lk.ready
+        decide = Signal(name="pq_decide", attrs=keep)
+        write_alloc = Signal(name="pq_write_alloc", attrs=keep)     # a record is issued now
+        m.d.comb += [decide.eq(lk.valid & lk.ready), write_alloc.eq(decide & lk.p.usable & queue_ok & room)]
+        room_next = (rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide)
         record = Signal(PqRecord, name="decide_record")
         m.d.comb += [
             record.pid.eq(Mux(req.pv, req.pid, 0)),
@@ -299,23 +321,26 @@ class PageRequestQueue(wiring.Component):
             record.prgi.eq(req.prgi),
             record.addr.eq(req.addr),
         ]
-        record_addr = (regs.base_ppn << PAGE_SHIFT) | (issue_idx * PQ_RECORD_BYTES)
 
         # FIFO data is driven whatever the decision (only the write enables
         # depend on it), so no data bit is gated by the decision logic.
         m.d.comb += [
-            aw_fifo.w_data.eq(record_addr[:self.addr_width]),
+            aw_fifo.w_data.eq(issue_idx),
             w_fifo.w_data.eq(record),
             b_order.w_data.eq(tail_idx),
         ]
+        m.d.sync += full.eq(Mux(write_alloc, equal(issue_next2, regs.sw_index, "pq_full_if_issued"),
+                                equal(issue_next, regs.sw_index, "pq_full_if_held")))
+        # The retire order's slot at the tail is free whenever a decision may
+        # be taken: it is written then, whatever the decision.
+        m.d.comb += rob_w.en.eq(can_decide)
         with m.If(decide):
-            m.d.comb += rob_w.en.eq(1)
             m.d.sync += tail_ptr.eq(tail_ptr + 1)
             m.d.sync += of_pending.eq(set_of)
-            with m.If(write):
-                m.d.comb += [aw_fifo.w_en.eq(1), w_fifo.w_en.eq(1), b_order.w_en.eq(1)]
-                m.d.sync += [issue_idx.eq(issue_next), issue_next.eq(issue_next2),
-                             issue_next2.eq((issue_next2 + 1) & mask)]
+        with m.If(write_alloc):
+            m.d.comb += [aw_fifo.w_en.eq(1), w_fifo.w_en.eq(1), b_order.w_en.eq(1)]
+            m.d.sync += [issue_idx.eq(issue_next), issue_next.eq(issue_next2),
+                         issue_next2.eq((issue_next2 + 1) & mask)]
 
         with m.If(~decide):
             m.d.sync += of_pending.eq(0)
@@ -325,7 +350,8 @@ class PageRequestQueue(wiring.Component):
         beat = Signal(range(max(beats, 2)), name="pq_beat")
         m.d.comb += [
             self.rec_mem.aw.valid.eq(aw_fifo.r_rdy),
-            self.rec_mem.aw.p.addr.eq(aw_fifo.r_data),
+            self.rec_mem.aw.p.addr.eq(
+                ((regs.base_ppn << PAGE_SHIFT) | (aw_fifo.r_data * PQ_RECORD_BYTES))[:self.addr_width]),
             self.rec_mem.aw.p.len.eq(beats - 1),
             self.rec_mem.aw.p.size.eq((self.data_width // 8).bit_length() - 1),
             aw_fifo.r_en.eq(self.rec_mem.aw.valid & self.rec_mem.aw.ready),
@@ -364,12 +390,13 @@ class PageRequestQueue(wiring.Component):
             m.d.sync += mf_pending.eq(1)
         for k in range(depth):
             with m.If(decide & (tail_idx == k)):
-                m.d.sync += [b_done[k].eq(0), owner[k].eq(0), w_pending[k].eq(write)]
+                m.d.sync += [b_done[k].eq(0), owner[k].eq(0), w_pending[k].eq(write),
+                             is_write[k].eq(write), final[k].eq(~write)]
                 # A record issued in the cycle an earlier one's fault arrives is
                 # discarded with it.
                 m.d.comb += new_bad[k].eq(first_fault)
             with m.If(b_fire & (b_idx == k)):
-                m.d.sync += [b_done[k].eq(1), w_pending[k].eq(0)]
+                m.d.sync += [b_done[k].eq(1), w_pending[k].eq(0), final[k].eq(1)]
                 with m.If(first_fault):
                     m.d.sync += owner[k].eq(1)
         m.d.sync += bad.eq(new_bad)
@@ -378,45 +405,78 @@ class PageRequestQueue(wiring.Component):
         m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry), rob_r.addr.eq(head_idx)]
         head = rob_r.data
         occupied = head_ptr != tail_ptr
-        h_done = b_done.bit_select(head_idx, 1)
-        h_bad = bad.bit_select(head_idx, 1)
-        h_owner = owner.bit_select(head_idx, 1)
         # A request leaves the retire order once its disposition is final (its
         # record's write acknowledged, if it has one) into a two-entry output
         # stage, which answers it on ``resp`` (or not) and only then counts it
         # in ``pr_retired``.  So the retire order never waits on ``resp.ready``
-        # in the same cycle, and the count still follows arrival order.
-        m.submodules.out = out = fifo.SyncFIFO(width=_OutItem.size, depth=2)
+        # in the same cycle, and the count still follows arrival order.  The
+        # stage's first entry is a register: ``resp`` leaves from flip-flops.
+        out_valid = Signal(name="pq_out_valid")
+        out_head = Signal(_OutItem, name="pq_out_head")
+        out_more = Signal(name="pq_out_more")              # the second entry is taken
+        out_next = Signal(_OutItem, name="pq_out_next")
         retire = Signal(name="pq_retire")
         publish = Signal(name="pq_publish")
-        m.d.comb += retire.eq(occupied & out.w_rdy & (~head.is_write | h_done))
-        m.d.comb += publish.eq(retire & head.is_write & ~h_bad)
+        # The head's state, each a net of its own (read, then one gate).
+        h_final = Signal(name="pq_head_final", attrs={"keep": 1})   # its disposition is final
+        h_kept = Signal(name="pq_head_kept", attrs={"keep": 1})     # its record is published
+        # What each entry would do at the head, one gate from its flags, so
+        # that the head's is a selection.
+        kept_if_head = Signal(depth, name="rob_kept")
+        pub_if_head = Signal(depth, name="rob_publishable")
+        fault_if_head = Signal(depth, name="rob_fault_owner")
+        m.d.comb += [kept_if_head.eq(is_write & ~bad),
+                     pub_if_head.eq(is_write & b_done & ~bad),
+                     fault_if_head.eq(is_write & b_done & bad & owner)]
+        # The head is also kept one-hot: a selection is then an AND-OR.
+        head_onehot = Signal(depth, name="rob_head_onehot", init=1)
+
+        def at_head(flags):
+            return (flags & head_onehot).any()
+        m.d.comb += [h_final.eq(at_head(final)), h_kept.eq(at_head(kept_if_head))]
+        h_pub = at_head(pub_if_head)
+        h_fault = at_head(fault_if_head)
+        # (each one gate after the head's state, not one after another)
+        h_ready = Signal(name="pq_head_ready", attrs={"keep": 1})   # there is a head and room for it
+        m.d.comb += h_ready.eq(occupied & ~out_more)
+        m.d.comb += retire.eq(h_ready & h_final)
+        m.d.comb += publish.eq(h_ready & h_pub)
         out_item = Signal(_OutItem, name="pq_out_item")
-        final_code = Mux(head.success, ResponseCode.SUCCESS, head.resp.code)
-        # The PASID goes back when the request had one and the code is
-        # Response Failure or the context has PRPR=1 (DESIGN §4).
-        with_pasid = head.resp.pv & ((final_code == ResponseCode.RESPONSE_FAILURE) | head.prpr)
         m.d.comb += [
-            out_item.respond.eq(head.respond & ~publish),
+            # Not answered when its record is published (written, not discarded).
+            out_item.respond.eq(head.respond & ~h_kept),
             out_item.resp.did.eq(head.resp.did),
-            out_item.resp.pv.eq(with_pasid),
-            out_item.resp.pid.eq(Mux(with_pasid, head.resp.pid, 0)),
+            out_item.resp.pv.eq(head.resp.pv),
+            out_item.resp.pid.eq(Mux(head.resp.pv, head.resp.pid, 0)),
             out_item.resp.prgi.eq(head.resp.prgi),
-            out_item.resp.code.eq(final_code),
-            out.w_data.eq(out_item),
-            out.w_en.eq(retire),
+            out_item.resp.code.eq(head.resp.code),
         ]
-        leaving = data.View(_OutItem, out.r_data)
+        out_pop = Signal(name="pq_out_pop")
+        out_advance = Signal(name="pq_out_advance")        # the first entry may load
         m.d.comb += [
-            self.resp.valid.eq(out.r_rdy & leaving.respond),
-            self.resp.p.eq(leaving.resp),
-            out.r_en.eq(~leaving.respond | self.resp.ready),
+            out_pop.eq(out_valid & (~out_head.respond | self.resp.ready)),
+            out_advance.eq(~out_valid | out_pop),
         ]
-        with m.If(out.r_rdy & out.r_en):
+        # Nothing retires while the second entry is taken, so it loads whenever
+        # it is free (its load enable is a flip-flop, not the retirement logic).
+        with m.If(out_advance):
+            m.d.sync += [out_valid.eq(out_more | retire),
+                         out_head.eq(Mux(out_more, out_next, out_item)),
+                         out_more.eq(0)]
+        with m.Elif(retire):
+            m.d.sync += out_more.eq(1)
+        with m.If(~out_more):
+            m.d.sync += out_next.eq(out_item)
+        m.d.comb += [
+            self.resp.valid.eq(out_valid & out_head.respond),
+            self.resp.p.eq(out_head.resp),
+        ]
+        with m.If(out_pop):
             m.d.sync += self.pr_retired.eq(self.pr_retired + 1)
 
         with m.If(retire):
-            m.d.sync += head_ptr.eq(head_ptr + 1)
+            m.d.sync += [head_ptr.eq(head_ptr + 1),
+                         head_onehot.eq(Cat(head_onehot[-1], head_onehot[:-1]))]
         # notify and the pqmf pulse leave through registers: pip is set the
         # cycle after pqt moves, and pqmf the cycle after the faulting record
         # retires (mf_pending holds the decisions back until then).
@@ -429,23 +489,78 @@ class PageRequestQueue(wiring.Component):
         # leaves (pqmf then holds every decision back, and pqt cannot move,
         # since every record issued after the faulting one is discarded).
         restart = Signal(name="pq_restart")
-        m.d.sync += restart.eq(retire & head.is_write & h_bad & h_owner)
+        m.d.sync += restart.eq(h_ready & h_fault)
         m.d.comb += regs.set_status.pqmf.eq(restart)
+        # No decision in the cycle after a restart or an enable: the full test
+        # of that cycle compares an old index.
+        m.d.sync += can_decide.eq(room_next & ~restart & ~(~on & regs.enable))
         with m.If(restart):
             m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask),
-                         issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0), full_stale.eq(1)]
+                         issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0)]
 
-        write_alloc = decide & write
+        # The count of writes in the retire order follows a cycle late, from
+        # registered allocations and retirements.
         m.d.sync += issued_last.eq(write_alloc)
-        write_retire = retire & head.is_write
-        m.d.sync += writes_in_rob.eq(writes_in_rob + write_alloc - write_retire)
+        retired_write_last = Signal(name="pq_retired_write_last")
+        m.d.sync += retired_write_last.eq(retire & head.is_write)
+        m.d.sync += writes_in_rob.eq(writes_in_rob + issued_last - retired_write_last)
 
         # --- on/off (DESIGN §2 "Timing") -------------------------------------------------------
         with m.If(~on & regs.enable):
             m.d.sync += [on.eq(1), pqt.eq(0), issue_idx.eq(0), issue_next.eq(1),
-                         issue_next2.eq(2 & mask), full_stale.eq(1)]
+                         issue_next2.eq(2 & mask)]
         # No write is allocated while pqen is 0 (the decision needs it), so
-        # the count alone says whether one is outstanding.
-        with m.If(on & ~regs.enable & (writes_in_rob == 0)):
+        # the count (with the allocation it has not seen yet) says whether one
+        # is outstanding.
+        turn_off = on & ~regs.enable & (writes_in_rob == 0) & ~issued_last
+        with m.If(turn_off):
             m.d.sync += on.eq(0)
+        on_next = Mux(~on & regs.enable, 1, on & ~turn_off)
+        m.d.sync += open_.eq(on_next)
+        return m
+
+
+class _IssueFifo(wiring.Component):
+    """First-in first-out buffer of records on their way to the memory port.
+
+    Its user never writes it beyond ``depth`` entries (it counts them
+    elsewhere), so it has no ``w_rdy``.  The output (``r_data``, ``r_rdy``) is
+    a register, and the enables are one gate from the state: the storage is
+    written at the free slot in every cycle (only ``w_en`` moves the pointer),
+    and ``r_en`` touches only the read pointer and the output register.
+    """
+
+    def __init__(self, *, width, depth):
+        if depth < 2 or depth & (depth - 1):
+            raise TypeError(f"depth must be a power of 2 of at least 2, not {depth!r}")
+        self.width, self.depth = width, depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bits = (self.depth - 1).bit_length()
+        # The slot at the write pointer is free: the storage holds at most one
+        # entry while the output register is empty (it loads the cycle after),
+        # and at most depth-1 while the output register holds one.
+        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="sync")
+        produce = Signal(bits + 1, name="produce")
+        consume = Signal(bits + 1, name="consume")
+        fetch = Signal(name="fetch")
+        m.d.comb += [
+            w_port.addr.eq(produce[:bits]), w_port.data.eq(self.w_data), w_port.en.eq(1),
+            fetch.eq((produce != consume) & (~self.r_rdy | self.r_en)),
+            r_port.addr.eq(consume[:bits]), r_port.en.eq(fetch),
+            self.r_data.eq(r_port.data),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += produce.eq(produce + 1)
+        with m.If(fetch):
+            m.d.sync += consume.eq(consume + 1)
+        # Valid after a fetch, or while not taken.
+        m.d.sync += self.r_rdy.eq((produce != consume) | (self.r_rdy & ~self.r_en))
         return m

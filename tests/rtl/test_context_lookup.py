@@ -95,7 +95,7 @@ def test_modes_without_memory():
     for mode, want in ((DdtpMode.OFF, ContextStatus.OFF), (DdtpMode.BARE, ContextStatus.BARE), (3, ContextStatus.OFF)):
         async def bench(ctx, dut, h, want=want):
             status, _, latency = await h.lookup(5)
-            assert status == want and latency == 1 and h.reads == []
+            assert status == want and latency == ContextLookup.HIT_LATENCY and h.reads == []
         _run(bench, mode=mode)
 
     async def bench(ctx, dut, h):
@@ -113,7 +113,7 @@ def test_miss_then_hit_and_replacement():
         assert status == ContextStatus.OK and flags == {"en_ats": 1, "en_pri": 1, "dtf": 0, "prpr": 1}
         assert h.reads == [_dc(1)] and latency > 2
         status, _, latency = await h.lookup(1)
-        assert status == ContextStatus.OK and latency == 1 and len(h.reads) == 1
+        assert status == ContextStatus.OK and latency == ContextLookup.HIT_LATENCY and len(h.reads) == 1
         await h.lookup(2)
         await h.lookup(3)                      # two entries: evicts 1 (round-robin)
         await h.lookup(1)
