@@ -3,7 +3,8 @@
 Reads the yosys JSON netlist that :mod:`prifence.synth` writes (``top.json``,
 ECP5 or iCE40 cells) and estimates, for every flip-flop and block-RAM input,
 the arrival time of its deepest combinational path with a simple delay model:
-a fixed routing hop per net plus a per-cell logic delay.  It ranks every
+a routing hop per net that grows with the net's fanout, plus a per-cell
+logic delay.  It ranks every
 endpoint of the design in seconds, where a place-and-route run names only
 the single worst path after minutes, so every deep path can be seen (and
 fixed) at once.
@@ -18,6 +19,7 @@ Calibrated against nextpnr on ECP5, a path of ``n`` LUT levels lands near
 import argparse
 import collections
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -27,8 +29,11 @@ __all__ = ["DelayModel", "Endpoint", "endpoints", "main"]
 
 @dataclass(frozen=True)
 class DelayModel:
-    """Delays in ns: ``route`` per net hop, the rest per cell arc."""
+    """Delays in ns: ``route`` per net hop plus ``fanout`` per doubling of the
+    net's sinks (a net that reaches a hundred enables is long), the rest per
+    cell arc."""
     route: float = 0.6
+    fanout: float = 0.25
     clk_to_q: float = 0.5
     lut: float = 0.4
     mux: float = 0.2          # PFUMX / L6MUX21 (the hop to them is local)
@@ -110,12 +115,19 @@ def endpoints(netlist, model=DelayModel()):
     cells = module["cells"]
     names = _net_names(module)
     drivers = {}
+    sinks = collections.Counter()
     for cname, cell in cells.items():
         for port, bits in cell["connections"].items():
-            if cell.get("port_directions", {}).get(port) == "output":
-                for bit in bits:
-                    if isinstance(bit, int):
+            output = cell.get("port_directions", {}).get(port) == "output"
+            for bit in bits:
+                if isinstance(bit, int):
+                    if output:
                         drivers[bit] = (cname, port)
+                    else:
+                        sinks[bit] += 1
+
+    def hop(bit):
+        return model.route + model.fanout * math.log2(max(sinks[bit], 1))
 
     memo = {}
 
@@ -129,10 +141,10 @@ def endpoints(netlist, model=DelayModel()):
             arc = _arc(model, cell["type"], iport, oport)
             if arc is None:
                 continue
-            delay, hop = arc
+            delay, routed = arc
             for ib in ibits:
                 if isinstance(ib, int):
-                    yield ib, delay + (model.route if hop else 0.0)
+                    yield ib, delay + (hop(ib) if routed else 0.0)
 
     def start_point(b):
         driver = drivers.get(b)
@@ -187,7 +199,7 @@ def endpoints(netlist, model=DelayModel()):
             for bit in bits:
                 if isinstance(bit, int) and bit in drivers:
                     t, path, levels = arrival(bit)
-                    found.append(Endpoint(t + model.route, cname, port, path, levels))
+                    found.append(Endpoint(t + hop(bit), cname, port, path, levels))
     found.sort(key=lambda e: -e.arrival)
     return found
 

@@ -30,7 +30,7 @@ def chain(levels, *, prefix="core.core.blk.sub", base=10):
     cells = {f"{prefix}.src": _cell("TRELLIS_FF", CLK=1, DI=2, Q=base)}
     net = base
     for k in range(levels):
-        cells[f"{prefix}.lut{k}"] = _cell("LUT4", A=net, B=3, C=3, D=3, Z=net + 1)
+        cells[f"{prefix}.lut{k}"] = _cell("LUT4", A=net, B="0", C="0", D="0", Z=net + 1)
         net += 1
     cells[f"{prefix}.dst"] = _cell("TRELLIS_FF", CLK=1, DI=net, Q=net + 1)
     cells[f"{prefix}.near"] = _cell("TRELLIS_FF", CLK=1, DI=base, Q=net + 2)
@@ -48,10 +48,25 @@ def test_levels_and_order(levels):
     assert worst.path[0] == ("core.core.blk.sub.src_q", "TRELLIS_FF")
     assert len(worst.path) == levels + 1
     m = logic_depth.DelayModel()
-    assert worst.arrival == pytest.approx(m.clk_to_q + levels * (m.route + m.lut) + m.route)
+    # The source net also feeds ``near``: two sinks, one doubling of fanout.
+    assert worst.arrival == pytest.approx(
+        m.clk_to_q + m.fanout + levels * (m.route + m.lut) + m.route)
     near = next(e for e in found if e.cell.endswith(".near"))
     assert near.levels == 0 and near.arrival < worst.arrival
     assert worst.block == "blk.sub"
+
+
+def test_fanout_lengthens_a_net():
+    """The same single LUT level, once into one flip-flop and once into 64
+    enables: the wide net arrives later, by the model's cost per doubling."""
+    def one_level(enables):
+        cells = {"core.f.src": _cell("TRELLIS_FF", CLK=1, DI=2, Q=10),
+                 "core.f.lut": _cell("LUT4", A=10, B="0", C="0", D="0", Z=11)}
+        for k in range(enables):
+            cells[f"core.f.dst{k}"] = _cell("TRELLIS_FF", CLK=1, DI="0", CE=11, Q=100 + k)
+        return max(e.arrival for e in logic_depth.endpoints(_netlist(cells, {})))
+    m = logic_depth.DelayModel()
+    assert one_level(64) - one_level(1) == pytest.approx(6 * m.fanout)
 
 
 def test_carry_chain_costs_less_than_luts():
