@@ -231,14 +231,20 @@ class ContextLookup(wiring.Component):
         s_go = Signal(name="search_go")
         m.d.comb += s_go.eq(s_valid & o_free & ~busy)
         # No request is taken while a read is in flight, nor in the cycle an
-        # invalidation empties the cache.
-        m.d.comb += self.i.ready.eq(~busy & ~inval_any & (~s_valid | o_free))
+        # invalidation empties the cache: both in one register (``i_open``),
+        # so that ``i.ready`` is one gate from flip-flops.
+        i_open = Signal(name="search_open", init=1)
+        i_ready = Signal(name="search_ready", attrs={"keep": 1})
+        m.d.comb += [i_ready.eq(i_open & (~s_valid | ~o_valid | self.o.ready)),
+                     self.i.ready.eq(i_ready)]
         accept = self.i.valid & self.i.ready
         with m.If(~s_valid | s_go):
             m.d.sync += s_valid.eq(accept)
         # The stage's registers load whenever it is free or moves on (their
-        # load enable is a gate or two, not the search).
-        with m.If(~s_valid | (o_free & ~busy)):
+        # load enable is one gate from flip-flops, not the search).
+        s_load = Signal(name="search_load", attrs={"keep": 1})
+        m.d.comb += s_load.eq(~s_valid | (~o_valid & ~busy) | (self.o.ready & ~busy))
+        with m.If(s_load):
             m.d.sync += [
                 s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits),
                 s_reads_done.eq(reads_done),
@@ -333,6 +339,8 @@ class ContextLookup(wiring.Component):
             m.d.sync += busy.eq(1)
         with m.If(r_done):
             m.d.sync += busy.eq(0)
+        busy_next = ~r_done & (busy | (s_go & s_miss))
+        m.d.sync += i_open.eq(~busy_next & ~(self.ddtp.written | self.inval.valid))
         # The read's address follows the search stage while no read is in flight.
         with m.If(~busy):
             dc_addr = ((self.ddtp.ppn << PAGE_SHIFT) | (s_req.did[:idx_bits] * DC_BYTES))[:self.addr_width]

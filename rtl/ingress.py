@@ -67,6 +67,7 @@ class Ingress(wiring.Component):
         r_port = storage.read_port(domain="sync")
         produce = Signal(bits + 1, name="produce")
         consume = Signal(bits + 1, name="consume")    # next to move to the output register
+        consume_next = Signal(bits + 1, name="consume_next", init=1)   # consume + 1
         o_valid = self.o.valid
         # ``i.ready`` is a register: the room of the next cycle, from this
         # cycle's occupancy and handshakes.
@@ -75,10 +76,13 @@ class Ingress(wiring.Component):
         push = Signal(name="push")
         pop = Signal(name="pop")
         fetch = Signal(name="fetch")
+        # The storage holds a request: a register of its own (the fetch, the
+        # read enable, is then two gates from flip-flops and ``o.ready``).
+        nonempty = Signal(name="nonempty")
         m.d.comb += [
             push.eq(self.i.valid & room),
             pop.eq(o_valid & self.o.ready),
-            fetch.eq((produce != consume) & (~o_valid | self.o.ready)),
+            fetch.eq(nonempty & (~o_valid | self.o.ready)),
             w_port.addr.eq(produce[:bits]), w_port.data.eq(self.i.payload), w_port.en.eq(1),
             r_port.addr.eq(consume[:bits]), r_port.en.eq(fetch),
             self.o.payload.eq(r_port.data),
@@ -86,9 +90,10 @@ class Ingress(wiring.Component):
         with m.If(push):
             m.d.sync += produce.eq(produce + 1)
         with m.If(fetch):
-            m.d.sync += consume.eq(consume + 1)
+            m.d.sync += [consume.eq(consume_next), consume_next.eq(consume_next + 1)]
+        m.d.sync += nonempty.eq(push | Mux(fetch, produce != consume_next, nonempty))
         # Valid after a fetch, or while not taken.
-        m.d.sync += o_valid.eq((produce != consume) | (o_valid & ~self.o.ready))
+        m.d.sync += o_valid.eq(nonempty | (o_valid & ~self.o.ready))
         # Occupancy (storage and output register) is depth-1 now: a push
         # without a pop fills the FIFO.  Full now: it stays full without a pop.
         stored = Signal(bits + 1, name="stored")

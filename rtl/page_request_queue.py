@@ -72,8 +72,8 @@ class PageRequestQueue(wiring.Component):
         Requests retired (mod 2**width): a request retires, in arrival order,
         when its record has been written and ``pqt`` published past it, or it
         was dropped, or its auto-response was accepted on ``resp``.  It is
-        counted when it leaves the two-entry output stage: the cycle its
-        response is accepted, else a cycle or more after it was disposed of.
+        counted the cycle after it leaves the two-entry output stage (after
+        its response is accepted, or a cycle or more after it was disposed of).
 
     Contract
     --------
@@ -103,13 +103,18 @@ class PageRequestQueue(wiring.Component):
       then); after ``pqen`` drops it stays 1 until every record decided
       "write" has retired (written and published, or discarded).
     * A request leaves the lookup only in a cycle where the retire order,
-      the FQ report FIFO and the record FIFOs all have room, whatever its
-      decision needs (the handshake is one gate from a register of this
-      block and ``fault.ready``).  The room is registered: a retirement makes
-      room for a decision two cycles later, and no decision is taken in the
-      cycle after ``pqon`` rises or after the restart from a fault.
-    * ``resp`` leaves from a register (the first entry of the two-entry
-      output stage); the AXI write addresses and beats leave from registers
+      the two-entry fault ring and the record FIFOs all have room, whatever
+      its decision needs (the handshake is a register of this block).  The
+      room is registered: a retirement makes room for a decision two cycles
+      later, and no decision is taken in the cycle after ``pqon`` rises or
+      after the restart from a fault.  The queue rows see pqen, pqmf and
+      pqof a cycle after the register file shows them (this block's own sets
+      at once), so software's enable or clear reaches a decision a cycle later.
+    * ``fault`` leaves from the fault ring: a report is offered the cycle
+      after its decision; ``fault.valid`` is a register, the payload one gate
+      from registers; ``fault.ready`` moves only the ring.
+    * ``resp.valid`` is a register and ``resp``'s payload one gate from
+      registers (the two-entry output stage, a ring); the AXI write addresses and beats leave from registers
       too (the record FIFOs' outputs; the address is ``pqb`` OR the index).
     * Back-pressure on ``resp`` holds the retire order and so, once
       ``max_in_flight`` requests wait, the whole path and ``page_req``.
@@ -256,12 +261,16 @@ class PageRequestQueue(wiring.Component):
         # pqon=1 a cycle ahead, in a register of its own (set below from its
         # next value) to shorten the decision.
         open_ = Signal(name="pq_open")
-        # "pqen=0, pqon=0 or pqmf" does not match
-        queue_ok = Signal(name="decide_queue_ok", attrs=keep)
+        # "pqen=0, pqon=0 or pqmf" does not match, and "pqof" does not match:
+        # registers, set a cycle ahead from the register file's bits as they
+        # are now together with the sets this block is sending (so software's
+        # pqen, or its clear of pqmf or pqof, reaches the decision a cycle
+        # after the register file shows it).
+        queue_ok = Signal(name="decide_queue_ok")
+        no_of = Signal(name="decide_no_pqof")
         room = Signal(name="decide_room", attrs=keep)           # "pqof or full" does not match
         success = Signal(name="decide_success")         # the "pqof or full" row matched
-        m.d.comb += [queue_ok.eq(regs.enable & ~regs.status.pqmf & open_ & ~mf_pending),
-                     room.eq(~regs.status.pqof & ~of_pending & ~full),
+        m.d.comb += [room.eq(no_of & ~full),
                      write.eq(lk.p.usable & queue_ok & room),
                      success.eq(lk.p.usable & queue_ok & ~room),
                      # Only a full queue sets pqof: a request that merely finds
@@ -295,21 +304,50 @@ class PageRequestQueue(wiring.Component):
         # (the retire order, and so the record FIFOs; the FQ report FIFO), so
         # the handshake with the lookup depends on registers only and not on
         # the decision itself.
-        # One register: the room of the retire order and a fresh full test.
+        # One register: the room of the retire order and of the fault ring,
+        # and a fresh full test.  ``fault.ready`` only moves the fault ring.
         can_decide = Signal(name="pq_can_decide")
-        m.d.comb += [
-            self.fault.valid.eq(lk.valid & report & can_decide),
-            self.fault.p.did.eq(req.did),
-            self.fault.p.pv.eq(req.pv),
-            self.fault.p.pid.eq(req.pid),
-            self.fault.p.priv.eq(req.priv),
-            self.fault.p.cause.eq(cause),
-            lk.ready.eq(can_decide & self.fault.ready),
-        ]
+        # can_decide and the queue rows' registers together, in a register of
+        # its own: a record is issued in one gate from flip-flops.
+        write_go = Signal(name="pq_write_go")
+        m.d.comb += lk.ready.eq(can_decide)
         decide = Signal(name="pq_decide", attrs=keep)
         write_alloc = Signal(name="pq_write_alloc", attrs=keep)     # a record is issued now
-        m.d.comb += [decide.eq(lk.valid & lk.ready), write_alloc.eq(decide & lk.p.usable & queue_ok & room)]
+        m.d.comb += [decide.eq(lk.valid & can_decide),
+                     write_alloc.eq(lk.valid & lk.p.usable & write_go & ~full)]
         room_next = (rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide)
+
+        # --- fault reports: a two-entry ring on ``fault`` ----------------------------------
+        # Each entry loads the lookup's report whenever it is free (its enable
+        # is a flip-flop); a decision that reports takes the entry at the write
+        # pointer.  ``fault`` leaves from the entry at the read pointer.
+        f_occ = Signal(2, name="pq_fault_taken")
+        f_wp = Signal(name="pq_fault_wp")
+        f_rp = Signal(name="pq_fault_rp")
+        f_entry = [Signal(FaultReport, name=f"pq_fault{k}") for k in range(2)]
+        report_now = Signal(FaultReport, name="decide_fault")
+        m.d.comb += [report_now.did.eq(req.did), report_now.pv.eq(req.pv),
+                     report_now.pid.eq(req.pid), report_now.priv.eq(req.priv),
+                     report_now.cause.eq(cause)]
+        for k in range(2):
+            with m.If(~f_occ[k]):
+                m.d.sync += f_entry[k].eq(report_now)
+        f_push = Signal(name="pq_fault_push")
+        f_pop = Signal(name="pq_fault_pop")
+        m.d.comb += [
+
+            self.fault.p.eq(Mux(f_rp, f_entry[1].as_value(), f_entry[0].as_value())),
+            f_push.eq(decide & report),
+            f_pop.eq(self.fault.valid & self.fault.ready),
+        ]
+        f_occ_next = Signal(2, name="pq_fault_taken_next")
+        for k in range(2):
+            m.d.comb += f_occ_next[k].eq((f_occ[k] & ~(f_pop & (f_rp == k))) | (f_push & (f_wp == k)))
+        f_rp_next = f_rp ^ f_pop
+        # ``fault.valid`` is a register of its own (the entry at the next read pointer).
+        m.d.sync += [f_occ.eq(f_occ_next), f_wp.eq(f_wp ^ f_push), f_rp.eq(f_rp_next),
+                     self.fault.valid.eq(f_occ_next.bit_select(f_rp_next, 1))]
+        f_room_next = ~f_occ_next.all()
         record = Signal(PqRecord, name="decide_record")
         m.d.comb += [
             record.pid.eq(Mux(req.pv, req.pid, 0)),
@@ -410,11 +448,15 @@ class PageRequestQueue(wiring.Component):
         # stage, which answers it on ``resp`` (or not) and only then counts it
         # in ``pr_retired``.  So the retire order never waits on ``resp.ready``
         # in the same cycle, and the count still follows arrival order.  The
-        # stage's first entry is a register: ``resp`` leaves from flip-flops.
-        out_valid = Signal(name="pq_out_valid")
-        out_head = Signal(_OutItem, name="pq_out_head")
-        out_more = Signal(name="pq_out_more")              # the second entry is taken
-        out_next = Signal(_OutItem, name="pq_out_next")
+        # stage is a ring of two registers, each loading the head's item
+        # whenever it is free (its enable is a flip-flop); ``resp`` leaves
+        # from the one at the read pointer (one gate from flip-flops).
+        out_taken = Signal(2, name="pq_out_taken")
+        out_answer = Signal(2, name="pq_out_answer")      # taken, and to be answered
+        out_entry = [Signal(_OutItem, name=f"pq_out{k}") for k in range(2)]
+        out_wp = Signal(name="pq_out_wp")
+        out_rp = Signal(name="pq_out_rp")
+        out_full = Signal(name="pq_out_full")              # both taken
         retire = Signal(name="pq_retire")
         publish = Signal(name="pq_publish")
         # The head's state, each a net of its own (read, then one gate).
@@ -438,7 +480,7 @@ class PageRequestQueue(wiring.Component):
         h_fault = at_head(fault_if_head)
         # (each one gate after the head's state, not one after another)
         h_ready = Signal(name="pq_head_ready", attrs={"keep": 1})   # there is a head and room for it
-        m.d.comb += h_ready.eq(occupied & ~out_more)
+        m.d.comb += h_ready.eq(occupied & ~out_full)
         m.d.comb += retire.eq(h_ready & h_final)
         m.d.comb += publish.eq(h_ready & h_pub)
         out_item = Signal(_OutItem, name="pq_out_item")
@@ -452,26 +494,33 @@ class PageRequestQueue(wiring.Component):
             out_item.resp.code.eq(head.resp.code),
         ]
         out_pop = Signal(name="pq_out_pop")
-        out_advance = Signal(name="pq_out_advance")        # the first entry may load
+        for k in range(2):
+            with m.If(~out_taken[k]):
+                m.d.sync += out_entry[k].eq(out_item)
         m.d.comb += [
-            out_pop.eq(out_valid & (~out_head.respond | self.resp.ready)),
-            out_advance.eq(~out_valid | out_pop),
+            self.resp.p.eq(Mux(out_rp, out_entry[1].resp.as_value(), out_entry[0].resp.as_value())),
+            out_pop.eq(out_taken.bit_select(out_rp, 1)
+                       & (~out_answer.bit_select(out_rp, 1) | self.resp.ready)),
         ]
-        # Nothing retires while the second entry is taken, so it loads whenever
-        # it is free (its load enable is a flip-flop, not the retirement logic).
-        with m.If(out_advance):
-            m.d.sync += [out_valid.eq(out_more | retire),
-                         out_head.eq(Mux(out_more, out_next, out_item)),
-                         out_more.eq(0)]
-        with m.Elif(retire):
-            m.d.sync += out_more.eq(1)
-        with m.If(~out_more):
-            m.d.sync += out_next.eq(out_item)
-        m.d.comb += [
-            self.resp.valid.eq(out_valid & out_head.respond),
-            self.resp.p.eq(out_head.resp),
-        ]
-        with m.If(out_pop):
+        out_taken_next = Signal(2, name="pq_out_taken_next")
+        for k in range(2):
+            popped = out_pop & (out_rp == k)
+            pushed = retire & (out_wp == k)
+            m.d.comb += out_taken_next[k].eq((out_taken[k] & ~popped) | pushed)
+        out_answer_next = Signal(2, name="pq_out_answer_next")
+        for k in range(2):
+            popped = out_pop & (out_rp == k)
+            pushed = retire & (out_wp == k)
+            m.d.comb += out_answer_next[k].eq(Mux(pushed, out_item.respond, out_answer[k] & ~popped))
+        out_rp_next = out_rp ^ out_pop
+        # ``resp.valid`` is a register of its own (the entry at the next read pointer).
+        m.d.sync += [out_taken.eq(out_taken_next), out_full.eq(out_taken_next.all()),
+                     out_answer.eq(out_answer_next), out_wp.eq(out_wp ^ retire), out_rp.eq(out_rp_next),
+                     self.resp.valid.eq(out_answer_next.bit_select(out_rp_next, 1))]
+        # Counted a cycle after it leaves (the count's enable is then a flip-flop).
+        out_popped = Signal(name="pq_out_popped")
+        m.d.sync += out_popped.eq(out_pop)
+        with m.If(out_popped):
             m.d.sync += self.pr_retired.eq(self.pr_retired + 1)
 
         with m.If(retire):
@@ -493,7 +542,8 @@ class PageRequestQueue(wiring.Component):
         m.d.comb += regs.set_status.pqmf.eq(restart)
         # No decision in the cycle after a restart or an enable: the full test
         # of that cycle compares an old index.
-        m.d.sync += can_decide.eq(room_next & ~restart & ~(~on & regs.enable))
+        can_decide_next = room_next & f_room_next & ~restart & ~(~on & regs.enable)
+        m.d.sync += can_decide.eq(can_decide_next)
         with m.If(restart):
             m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask),
                          issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0)]
@@ -512,11 +562,20 @@ class PageRequestQueue(wiring.Component):
         # No write is allocated while pqen is 0 (the decision needs it), so
         # the count (with the allocation it has not seen yet) says whether one
         # is outstanding.
-        turn_off = on & ~regs.enable & (writes_in_rob == 0) & ~issued_last
+        turn_off = on & ~regs.enable & ~queue_ok & (writes_in_rob == 0) & ~issued_last
         with m.If(turn_off):
             m.d.sync += on.eq(0)
         on_next = Mux(~on & regs.enable, 1, on & ~turn_off)
         m.d.sync += open_.eq(on_next)
+        # The queue rows' registers (see decide_queue_ok): pqmf and pqof as
+        # they will be after this block's own sets, mf_pending and of_pending
+        # as they will be.
+        mf_pending_next = ~restart & (mf_pending | first_fault)
+        of_pending_next = decide & set_of
+        queue_ok_next = regs.enable & ~regs.status.pqmf & ~restart & on_next & ~mf_pending_next
+        no_of_next = ~regs.status.pqof & ~of_pending & ~of_pending_next
+        m.d.sync += [queue_ok.eq(queue_ok_next), no_of.eq(no_of_next),
+                     write_go.eq(can_decide_next & queue_ok_next & no_of_next)]
         return m
 
 
