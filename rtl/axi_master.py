@@ -54,6 +54,11 @@ class AxiMaster(wiring.Component):
         Memory address width (``m_axi_awaddr``/``araddr``).
     data_width : int
         64 or 128.
+    w_order_depth : int
+        AW bursts whose W is still owed (the AW order).
+    early_w_clients : tuple of int or None
+        Write clients whose lone burst's first W beat may leave with its AW
+        (see the contract); ``None`` names every client.
 
     Members
     -------
@@ -77,17 +82,23 @@ class AxiMaster(wiring.Component):
       order (``w_order_depth`` bursts) has room.
     * W beats follow AW order: the client whose AW was granted first sends its
       whole burst first.  A granted AW joins the order as it is granted, and
-      the head of the order owns W from the cycle after; when the order is
-      empty, the client whose AW is taken owns W in that same cycle, so its
-      first beat reaches the port together with its AW.  A client may
+      the head of the order owns W from the cycle after.  A client named in
+      ``early_w_clients`` (default: all) also owns W in the cycle its AW is
+      taken when the order is empty, AWVALID is low and the skid register is
+      empty, so its first beat reaches the port together with its AW (a
+      burst it completes in that cycle never enters the order); any other
+      client's lone burst starts on W one cycle after its AW.  A client may
       present W before its AW is taken; the master forwards it once that
-      burst is at the head of the AW order, without a bubble
-      between back-to-back bursts (a W beat every cycle when the clients and
-      the slave allow).  W goes through a skid buffer: ``wvalid``/``wdata``/
-      ``wstrb``/``wlast`` are flip-flops, and a client's ``w.ready`` is
-      registered state (head of the order, skid register empty; or empty
-      order and its AW taken now), so a beat
-      reaches WVALID one cycle after the client hands it over.
+      burst is at the head of the AW order, without a bubble between
+      back-to-back bursts of the order (a W beat every cycle when the clients
+      and the slave allow).  W goes through a skid buffer:
+      ``wvalid``/``wdata``/``wstrb``/``wlast`` are flip-flops.  A client's
+      ``w.ready`` is a flip-flop (head of the order and skid register empty),
+      or for an early-W client that flip-flop OR (a flip-flop "order empty,
+      AW register free, skid empty" AND its AW turn AND its ``aw.valid``):
+      no input of the same cycle reaches it but an early client's own
+      ``aw.valid``.  A beat reaches WVALID one cycle after the client hands
+      it over.
     * AWBURST/ARBURST are INCR, AxLOCK 0, AxCACHE :data:`AXI_CACHE`, AxPROT
       :data:`AXI_PROT`, AxQOS 0.  Clients keep their bursts within 4 KiB and
       at most 4 beats (the master passes ``len`` and ``size`` through).
@@ -96,7 +107,7 @@ class AxiMaster(wiring.Component):
     """
 
     def __init__(self, *, read_clients=1, write_clients=1, addr_width=56, data_width=64,
-                 w_order_depth=8):
+                 w_order_depth=8, early_w_clients=None):
         for name, value in (("read_clients", read_clients), ("write_clients", write_clients)):
             if not isinstance(value, int) or not 1 <= value <= (1 << AXI_ID_WIDTH):
                 raise TypeError(f"{name} must be an integer in 1..{1 << AXI_ID_WIDTH}, not {value!r}")
@@ -109,6 +120,13 @@ class AxiMaster(wiring.Component):
         self.read_clients, self.write_clients = read_clients, write_clients
         self.addr_width, self.data_width = addr_width, data_width
         self.w_order_depth = w_order_depth
+        if early_w_clients is None:
+            early_w_clients = tuple(range(write_clients))
+        early_w_clients = tuple(early_w_clients)
+        if not all(isinstance(j, int) and 0 <= j < write_clients for j in early_w_clients):
+            raise TypeError(f"early_w_clients must name write clients 0..{write_clients - 1}, "
+                            f"not {early_w_clients!r}")
+        self.early_w_clients = early_w_clients
         members = {"axi": Out(AxiSignature(addr_width=addr_width, data_width=data_width))}
         client = dict(addr_width=addr_width, data_width=data_width)
         members["read"] = In(MemReadSignature(**client)).array(read_clients)
@@ -134,13 +152,15 @@ class AxiMaster(wiring.Component):
         # the cycle after): a client's ``ready`` is one LUT from flip-flops and
         # the address register's input is a multiplexer with registered selects.
         depth = self.w_order_depth
+        width = self.write_clients
+        early = [j in self.early_w_clients for j in range(width)]
         # AW order: a shift register whose head (entry 0) owns the W channel.
         # Entries are one-hot client masks and ``order_valid`` is a
         # thermometer code of the occupancy.
-        order = [Signal(self.write_clients, name=f"w_order_{k}") for k in range(depth)]
+        order = [Signal(width, name=f"w_order_{k}") for k in range(depth)]
         order_valid = Signal(depth, name="w_order_valid")
         # A granted AW enters the order as it is granted.
-        order_push = Signal(self.write_clients, name="w_order_push")
+        order_push = Signal(width, name="w_order_push")
         order_push_any = Signal(name="w_order_push_any")
         order_room = ~order_valid[depth - 1]
 
@@ -150,9 +170,8 @@ class AxiMaster(wiring.Component):
             count = len(clients)
             ports = [getattr(c, ch) for c in clients]
             turn = Signal(count, name=f"{ch}_turn", init=1)
-            if needs_order:
-                aw_turn = turn
-            m.d.sync += turn.eq(_next_turn(m, ch, [p.valid for p in ports], turn))
+            turn_next = _next_turn(m, ch, [p.valid for p in ports], turn)
+            m.d.sync += turn.eq(turn_next)
             can_load = ~valid | ready
             offer = can_load & order_room if needs_order else can_load
             taken = [Signal(name=f"{ch}_taken_{index}") for index in range(count)]
@@ -165,9 +184,11 @@ class AxiMaster(wiring.Component):
             # turn whenever the register may change (when that client offers
             # nothing AxVALID does not offer it either), so their load enable
             # is the channel's handshake, not the arbitration.
+            valid_next = Signal(name=f"{ch}_valid_next")
+            m.d.comb += valid_next.eq(Mux(can_load, in_turn, valid))
+            m.d.sync += valid.eq(valid_next)
             with m.If(can_load):
                 m.d.sync += [
-                    valid.eq(in_turn),
                     getattr(axi, f"{ch}addr").eq(_one_hot_mux(turn, [p.p.addr for p in ports])),
                     getattr(axi, f"{ch}len").eq(_one_hot_mux(turn, [p.p.len for p in ports])),
                     getattr(axi, f"{ch}size").eq(_one_hot_mux(turn, [p.p.size for p in ports])),
@@ -175,25 +196,28 @@ class AxiMaster(wiring.Component):
                         _one_hot_mux(turn, [Const(i, AXI_ID_WIDTH) for i in range(count)])),
                 ]
             if needs_order:
+                aw_turn, aw_turn_next, awvalid_next = turn, turn_next, valid_next
                 m.d.comb += [order_push.eq(Cat(*taken)), order_push_any.eq(Cat(*taken).any())]
 
         # --- W: the head of the AW order owns the channel -----------------------
         # The beats pass through a skid buffer: ``m_axi_w*`` come from the
-        # output register, and a client's ``w.ready`` is its ownership of the
-        # channel and "skid register empty".  When the order is empty, the
-        # client whose AW is taken in this cycle owns W at once (so its first
-        # beat leaves with its AW, not a cycle after); a burst it completes in
-        # that cycle never enters the order.
-        order_empty = ~order_valid[0]
-        head = Signal(self.write_clients, name="w_order_head")
-        m.d.comb += head.eq(Mux(order_empty, 0, order[0]))
-        now = Signal(self.write_clients, name="w_owner_now")
-        m.d.comb += now.eq(head | Mux(order_empty, order_push, 0))
-        # The data multiplexer selects from registers only: the head, or with
-        # an empty order the client whose AW turn it is (its beat is taken
-        # only if its AW is, through ``now``).
-        data_select = Signal(self.write_clients, name="w_data_select")
-        m.d.comb += data_select.eq(Mux(order_empty, aw_turn, head))
+        # output register.  Whether the channel would take a beat is kept in
+        # flip-flops worked out a cycle ahead from the next state of the order,
+        # of AWVALID and of the skid register: ``head_ok`` (the head of the
+        # order, skid register empty) and ``idle_ok`` (order empty, AW
+        # register free, skid register empty).  A client's ``w.ready`` is
+        # ``head_ok`` alone, or for an early-W client ``head_ok`` or (``idle_ok``
+        # and its AW taken now, which then is "its turn and its aw.valid"):
+        # one LUT from flip-flops, so a client's wide W data registers can
+        # shift on ``w.valid & w.ready``.  An early-W client's beat taken with
+        # its AW reaches the port with that AW; a burst it completes in that
+        # cycle never enters the order.
+        head_ok = Signal(width, name="w_head_ok")
+        idle_ok = Signal(name="w_idle_ok", init=1)
+        # The data multiplexer's selects are a register too: the head, or
+        # with an empty order the client whose AW turn it is (its beat is
+        # taken only with its AW).
+        data_select = Signal(width, name="w_data_select", init=1)
         skid_valid = Signal(name="w_skid_valid")
         w_layout_width = self.data_width + self.data_width // 8 + 1
         skid = Signal(w_layout_width, name="w_skid")
@@ -202,44 +226,56 @@ class AxiMaster(wiring.Component):
         beat_taken = Signal(name="w_beat_taken")
         last_taken = Signal(name="w_last_taken")       # the head's last beat: the order shifts
         done_at_once = Signal(name="w_done_at_once")   # a burst over in its AW's cycle
+        with_aw = [Signal(name=f"w_with_aw_{i}") for i in range(width)]
         for index, c in enumerate(self.write):
-            m.d.comb += c.w.ready.eq(now[index] & ~skid_valid)
+            if early[index]:
+                m.d.comb += with_aw[index].eq(idle_ok & aw_turn[index] & self.write[index].aw.valid)
+            m.d.comb += c.w.ready.eq(head_ok[index] | with_aw[index])
         m.d.comb += [
-            beat_taken.eq(Cat(*(now[i] & c.w.valid for i, c in enumerate(self.write))).any()
-                          & ~skid_valid),
-            last_taken.eq(Cat(*(head[i] & c.w.valid & c.w.p.last
-                                for i, c in enumerate(self.write))).any() & ~skid_valid),
-            done_at_once.eq(order_empty & ~skid_valid & Cat(*(
-                order_push[i] & c.w.valid & c.w.p.last for i, c in enumerate(self.write))).any()),
+            beat_taken.eq(Cat(*(c.w.valid & c.w.ready for c in self.write)).any()),
+            last_taken.eq(Cat(*(head_ok[i] & c.w.valid & c.w.p.last
+                                for i, c in enumerate(self.write))).any()),
+            done_at_once.eq(Cat(*(with_aw[i] & c.w.valid & c.w.p.last
+                                  for i, c in enumerate(self.write))).any()),
         ]
         out = Cat(axi.wdata, axi.wstrb, axi.wlast)
+        skid_valid_next = Signal(name="w_skid_valid_next")
         with m.If(~skid_valid):
             m.d.sync += skid.eq(offered)
         with m.If(~axi.wvalid | axi.wready):
-            m.d.sync += [axi.wvalid.eq(skid_valid | beat_taken), skid_valid.eq(0),
+            m.d.sync += [axi.wvalid.eq(skid_valid | beat_taken),
                          out.eq(Mux(skid_valid, skid, offered))]
-        with m.Elif(beat_taken):
-            m.d.sync += skid_valid.eq(1)
+            m.d.comb += skid_valid_next.eq(0)
+        with m.Else():
+            m.d.comb += skid_valid_next.eq(skid_valid | beat_taken)
+        m.d.sync += skid_valid.eq(skid_valid_next)
 
         # The order shifts when the head's last beat is taken; a new entry
         # lands in the first free place (after the shift).  Free entries load
-        # the incoming mask too; a free entry's contents are never used (the
-        # head reads as zero while the order is empty).  A burst over in its
-        # AW's cycle finds the order empty (and no head to shift): it only
-        # keeps entry 0 free, the one place it would have gone.
+        # the incoming mask too; a free entry's contents are never used.  A
+        # burst over in its AW's cycle finds the order empty (and no head to
+        # shift): it only keeps entry 0 free, the one place it would have gone.
+        order_next = [Signal(width, name=f"w_order_{k}_next") for k in range(depth)]
+        order_valid_next = Signal(depth, name="w_order_valid_next")
         for k in range(depth):
-            above = order[k + 1] if k + 1 < depth else Const(0, self.write_clients)
+            above = order[k + 1] if k + 1 < depth else Const(0, width)
             above_valid = order_valid[k + 1] if k + 1 < depth else Const(0)
             below_valid = order_valid[k - 1] if k > 0 else Const(1)
             enters = order_push_any & ~done_at_once if k == 0 else order_push_any
             with m.If(last_taken):
-                m.d.sync += order[k].eq(Mux(above_valid, above, order_push))
-                with m.If(~order_push_any):
-                    m.d.sync += order_valid[k].eq(above_valid)
+                m.d.comb += [order_next[k].eq(Mux(above_valid, above, order_push)),
+                             order_valid_next[k].eq(Mux(order_push_any, order_valid[k], above_valid))]
             with m.Else():
-                m.d.sync += order[k].eq(Mux(order_valid[k], order[k], order_push))
-                with m.If(enters):
-                    m.d.sync += order_valid[k].eq(below_valid)
+                m.d.comb += [order_next[k].eq(Mux(order_valid[k], order[k], order_push)),
+                             order_valid_next[k].eq(Mux(enters, below_valid, order_valid[k]))]
+            m.d.sync += order[k].eq(order_next[k])
+        m.d.sync += order_valid.eq(order_valid_next)
+        # The W channel's flip-flops of the next cycle, from the next state.
+        m.d.sync += [
+            head_ok.eq(Mux(order_valid_next[0] & ~skid_valid_next, order_next[0], 0)),
+            idle_ok.eq(~order_valid_next[0] & ~awvalid_next & ~skid_valid_next),
+            data_select.eq(Mux(order_valid_next[0], order_next[0], aw_turn_next)),
+        ]
 
         # --- responses, routed by ID ---------------------------------------------
         # The master holds no response: routing R and B by ID is the only

@@ -32,9 +32,9 @@ class FaultQueue(wiring.Component):
     addr_width, data_width : int
         Of the memory write client.
     depth : int
-        Reports buffered ahead of the writer (default 8: a FIFO of 8 maps to
-        block RAM on iCE40 and distributed RAM on ECP5, where 4 would take
-        flip-flops).
+        Depth of the report FIFO ahead of the writer (default 8: a FIFO of 8
+        maps to block RAM on iCE40 and distributed RAM on ECP5, where 4 would
+        take flip-flops); at least 3.
 
     Members
     -------
@@ -55,14 +55,17 @@ class FaultQueue(wiring.Component):
       acknowledged OKAY, ``fqt`` moves past it and ``notify`` pulses; a write
       answered otherwise sets ``fqmf`` and ``fqt`` stays (in the cycle after
       the response).
-    * One record is in flight at a time; reports queue in ``depth`` entries and
-      ``i.ready`` drops when they are full.  A report is judged (dropped, fqof,
-      or written) on the queue state of one cycle and acted on in the next.
+    * One record is in flight at a time.  A report taken on ``i`` enters the
+      report FIFO in the cycle after; ``i.ready`` is a flip-flop that stays
+      high while the FIFO holds at most ``depth - 3`` reports after this
+      cycle (so at least ``depth - 2`` reports wait for the writer before
+      ``i.ready`` drops).  A report is judged (dropped, fqof, or written) on
+      the queue state of one cycle and acted on in the next.
     """
 
     def __init__(self, *, addr_width=56, data_width=64, depth=8):
-        if not isinstance(depth, int) or depth < 2:
-            raise TypeError(f"depth must be an integer of at least 2, not {depth!r}")
+        if not isinstance(depth, int) or depth < 3:
+            raise TypeError(f"depth must be an integer of at least 3, not {depth!r}")
         self.addr_width, self.data_width, self.depth = addr_width, data_width, depth
         super().__init__({
             "i": In(stream.Signature(FaultReport)),
@@ -76,8 +79,27 @@ class FaultQueue(wiring.Component):
         beats = FQ_RECORD_BYTES * 8 // self.data_width
         m.submodules.reports = reports = fifo.SyncFIFOBuffered(
             width=FaultReport.size, depth=self.depth)
-        m.d.comb += [reports.w_data.eq(self.i.payload), reports.w_en.eq(self.i.valid),
-                     self.i.ready.eq(reports.w_rdy)]
+        # A report taken on ``i`` is held one cycle in an input register and
+        # written into the FIFO in the next, so the sender's handshake reaches
+        # only that register (its data loads every cycle; its contents do not
+        # matter while it is empty).  ``i.ready`` is a flip-flop: a
+        # conservative room flag worked out from the FIFO's occupancy
+        # (``held``, counted here from flip-flops) as if a report were taken
+        # in every cycle, so the FIFO always has room for the input register.
+        staged = Signal(name="fq_in_valid")
+        staged_report = Signal(FaultReport.size, name="fq_in_report")
+        room = Signal(name="fq_in_room", init=1)
+        held = Signal(range(self.depth + 1), name="fq_held")
+        held_next = Signal(range(self.depth + 1), name="fq_held_next")
+        m.d.comb += [
+            self.i.ready.eq(room),
+            reports.w_data.eq(staged_report), reports.w_en.eq(staged),
+            held_next.eq(held + staged - reports.r_en),
+        ]
+        m.d.sync += [
+            staged.eq(self.i.valid & room), staged_report.eq(self.i.payload),
+            held.eq(held_next), room.eq(held_next <= self.depth - 3),
+        ]
         head = data.View(FaultReport, reports.r_data)
 
         fqt = Signal(16, name="fqt")

@@ -98,8 +98,11 @@ class PrifenceCore(wiring.Component):
         m = Module()
         mem = dict(addr_width=self.addr_width, data_width=self.data_width)
         m.submodules.regs = regs = RegisterFile(addr_width=self.addr_width)
+        # Only the fence's AV store needs its lone W beat to leave with its
+        # AW (IOFENCE latency); the record writers get a registered w.ready.
         m.submodules.axi = axi = AxiMaster(
-            read_clients=len(READ_CLIENTS), write_clients=len(WRITE_CLIENTS), **mem)
+            read_clients=len(READ_CLIENTS), write_clients=len(WRITE_CLIENTS),
+            early_w_clients=(WRITE_CLIENTS.index("fence_store"),), **mem)
         m.submodules.pq = pq = PageRequestQueue(
             ingress_depth=self.ingress_depth, dc_cache_entries=self.dc_cache_entries,
             max_in_flight=self.max_in_flight, **mem)

@@ -138,13 +138,14 @@ def test_ar_holds_until_taken():
     _sim(dut, bench, cycles=10)
 
 
+@pytest.mark.parametrize("early", [None, (2,)])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_w_order_under_back_pressure(seed):
+def test_w_order_under_back_pressure(seed, early):
     """Three clients with bursts of 1..4 beats, random client valids and random
     AWREADY/WREADY: every burst's beats arrive whole, in AW order, unchanged."""
     import random
     rng = random.Random(seed)
-    dut = AxiMaster(read_clients=1, write_clients=3, w_order_depth=4)
+    dut = AxiMaster(read_clients=1, write_clients=3, w_order_depth=4, early_w_clients=early)
     bursts = {j: [(0x1000 * (j + 1) + 0x40 * k, rng.randint(1, 4)) for k in range(8)]
               for j in range(3)}
     seen_aw, seen_w = [], []
@@ -195,10 +196,11 @@ def test_w_order_under_back_pressure(seed):
     assert seen_w == want
 
 
-def test_single_beat_bursts_every_cycle():
+@pytest.mark.parametrize("early", [(), (1,)])
+def test_single_beat_bursts_every_cycle(early):
     """Back-to-back 1-beat bursts alternating between two clients keep AW and
     W busy every cycle once started (the 1.0 records/clock of 128-bit data)."""
-    dut = AxiMaster(read_clients=1, write_clients=2, data_width=128)
+    dut = AxiMaster(read_clients=1, write_clients=2, data_width=128, early_w_clients=early)
     count = 12
     w_cycles, aw_cycles = [], []
 
@@ -236,7 +238,7 @@ def test_idle_write_leaves_with_its_aw(beats):
     """With nothing in the W order, a client's first W beat reaches the port in
     the cycle its AW does (a single-beat store, e.g. a fence's AV store, is not
     a cycle later than its address), and the burst still goes out whole."""
-    dut = AxiMaster(read_clients=1, write_clients=3)
+    dut = AxiMaster(read_clients=1, write_clients=3, early_w_clients=(2,))
     aw_cycle, w_cycles, w_beats = [], [], []
 
     async def bench(ctx):
@@ -269,3 +271,46 @@ def test_idle_write_leaves_with_its_aw(beats):
     assert len(aw_cycle) == 1 and w_cycles[0] == aw_cycle[0]
     assert w_cycles == list(range(w_cycles[0], w_cycles[0] + beats))
     assert w_beats == [(0xA0 + k, k == beats - 1) for k in range(beats)]
+
+
+@pytest.mark.parametrize("beats", [1, 2])
+def test_w_ready_is_registered_for_other_clients(beats):
+    """A client not named in ``early_w_clients`` sees a ``w.ready`` that no
+    input of the same cycle changes (its data registers may shift on it), and
+    its lone burst's first beat reaches the port one cycle after its AW."""
+    dut = AxiMaster(read_clients=1, write_clients=3, early_w_clients=(2,))
+    aw_cycle, w_cycles, w_beats = [], [], []
+
+    async def bench(ctx):
+        axi = dut.axi
+        port = dut.write[1]
+        left_aw, left_w = 1, beats
+        for cycle in range(20):
+            # w.ready read with every same-cycle input low, then high: no change.
+            for level in (0, 1):
+                ctx.set(axi.awready, level)
+                ctx.set(axi.wready, level)
+                ctx.set(port.aw.valid, level and left_aw > 0)
+                ctx.set(port.w.valid, level and left_w > 0)
+                if level == 0:
+                    ready_low = ctx.get(port.w.ready)
+            assert ctx.get(port.w.ready) == ready_low
+            ctx.set(port.aw.p.addr, 0x2000)
+            ctx.set(port.aw.p.len, beats - 1)
+            ctx.set(port.w.p.data, 0xB0 + beats - left_w)
+            ctx.set(port.w.p.last, left_w == 1)
+            taken_aw = left_aw > 0 and ctx.get(port.aw.ready)
+            taken_w = left_w > 0 and ctx.get(port.w.ready)
+            if ctx.get(axi.awvalid):
+                aw_cycle.append(cycle)
+            if ctx.get(axi.wvalid):
+                w_cycles.append(cycle)
+                w_beats.append((ctx.get(axi.wdata), ctx.get(axi.wlast)))
+            await ctx.tick()
+            left_aw -= taken_aw
+            left_w -= taken_w
+
+    _sim(dut, bench, cycles=30)
+    assert len(aw_cycle) == 1 and w_cycles[0] == aw_cycle[0] + 1
+    assert w_cycles == list(range(w_cycles[0], w_cycles[0] + beats))
+    assert w_beats == [(0xB0 + k, k == beats - 1) for k in range(beats)]
