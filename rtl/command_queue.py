@@ -254,6 +254,12 @@ class CommandQueue(wiring.Component):
         ar_valid = Signal()
         m.d.comb += ar.valid.eq(ar_valid)
         can_take_ar = ~ar_valid | ar.ready
+        # A fetch issued while the read command is stalled waits in
+        # ``ar_pending`` (its index is ``fetch_prev``), so whether to issue is
+        # decided from registers alone: the memory port's ``ready`` only moves
+        # the read command along, never the fetch index or the slot counts.
+        ar_pending = Signal()
+        fetch_prev = Signal(_INDEX_BITS)                # fetch_idx - 1 (the pending one)
         # Slots taken: bursts outstanding plus commands buffered, kept as one
         # counter that sees every change a cycle late (an issue, a pop, a
         # dropped arrival; ``issued`` counts the issue meanwhile).  Whether a
@@ -276,26 +282,29 @@ class CommandQueue(wiring.Component):
                              & Mux(issued, reserved < depth - 1, reserved < depth)),
         ]
         issue = Signal()
-        m.d.comb += issue.eq(run & Mux(issued, issue_ok_after, issue_ok_idle) & can_take_ar)
+        issue_now, stmt = _kept(run & Mux(issued, issue_ok_after, issue_ok_idle) & ~ar_pending, "issue_now")
+        m.d.comb += [stmt, issue.eq(issue_now)]
         m.d.sync += issued.eq(issue)
         base = Cat(Const(0, PAGE_SHIFT), regs.base_ppn)
-        fetch_addr = (base | (fetch_idx << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
-        # The address register follows fetch_idx whenever it may change, so
-        # its load enable is the AR handshake, not the issue decision.
+        fetch_addr = (base | (Mux(ar_pending, fetch_prev, fetch_idx)
+                              << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
+        # The address register follows the next fetch whenever it may change,
+        # so its load enable is the AR handshake, not the issue decision.
         with m.If(can_take_ar):
             m.d.sync += [
                 ar.payload.addr.eq(fetch_addr),
                 ar.payload.len.eq(beats - 1),
                 ar.payload.size.eq(bytes_per_beat.bit_length() - 1),
+                ar_valid.eq(ar_pending | issue),
+                ar_pending.eq(0),
             ]
-        with m.If(issue):
-            m.d.sync += ar_valid.eq(1)
-        with m.Elif(ar.ready):
-            m.d.sync += ar_valid.eq(0)
+        with m.Elif(issue):
+            m.d.sync += ar_pending.eq(1)
         with m.If(flush):
             m.d.sync += [fetch_idx.eq(head), fetch_inc.eq(head_inc)]
         with m.Elif(issue):
-            m.d.sync += [fetch_idx.eq(fetch_inc), fetch_inc.eq((fetch_inc + 1)[:_INDEX_BITS] & mask)]
+            m.d.sync += [fetch_idx.eq(fetch_inc), fetch_inc.eq((fetch_inc + 1)[:_INDEX_BITS] & mask),
+                         fetch_prev.eq(fetch_idx)]
 
         # Responses: assemble the beats of one command, and decode it as it
         # arrives.  The decode is split per beat: every test is an OR over bits
@@ -450,7 +459,7 @@ class CommandQueue(wiring.Component):
         go_fence = ready & head_cmd.fence & ~resp_valid
         fail_mf = ready & head_cmd.fault
         fail_ill = ready & head_cmd.illegal
-        # The pop as two kept LUTs and their OR (it drives the whole buffer).
+        # The pop, one bit per cause (it drives the whole buffer).
         m.d.comb += buffer.pops.eq(Cat(go_inval, go_prgr, go_fence))
         popping = buffer.pops.any()
 
@@ -541,8 +550,12 @@ class CommandQueue(wiring.Component):
         # cqh moves past a command as it leaves the buffer, except past a fence
         # with AV or of kind PD, which leaves the buffer as it starts and moves
         # cqh on completion.
+        # The AV store's state and answer code as one kept net, so ``b.valid``
+        # reaches cqh's load enable through one LUT.
+        store_passes, stmt_passes = _kept(st_store & (b.payload.resp == 0), "store_passes")
+        m.d.comb += stmt_passes
         advance = (go_prgr | go_inval | (go_fence & head_cmd.fence_now)
-                   | (drain_done & ~fence_av) | store_ok)
+                   | (drain_done & ~fence_av) | (b.valid & store_passes))
         with m.If(restart):
             m.d.sync += [head.eq(0), head_inc.eq(1), fetch_idx.eq(0), fetch_inc.eq(1)]
         with m.Elif(advance):
