@@ -432,16 +432,18 @@ class CommandQueue(wiring.Component):
         prgr_cmd = PrgrCmd(buffer.r_data)
 
         # --- response buffer ------------------------------------------------------------
-        # Two registers: ``resp`` is offered straight from the first; an ATS.PRGR
-        # is taken while the second is free, so taking it never waits on
-        # ``resp.ready`` in the same cycle (one response per clock while ``resp``
-        # accepts one per clock).
+        # Two entries used in turn: ``resp`` is offered from the one ``resp_read``
+        # names (one LUT after flip-flops); an ATS.PRGR is written into the
+        # other while it is free, so taking it never waits on ``resp.ready`` in
+        # the same cycle (one response per clock while ``resp`` accepts one per
+        # clock), and ``resp.ready`` moves only the one-bit pointer and flags.
         resp = self.resp
         resp_valid, resp_full = Signal(), Signal()      # one or two responses held
-        resp_first = Signal(PrgResponse)
-        resp_second = Signal(PrgResponse)
+        resp_entries = [Signal(PrgResponse, name=f"resp_entry{i}") for i in range(2)]
+        resp_read, resp_write = Signal(), Signal()
         resp_take = resp_valid & resp.ready
-        m.d.comb += [resp.valid.eq(resp_valid), resp.payload.eq(resp_first)]
+        m.d.comb += [resp.valid.eq(resp_valid),
+                     resp.payload.eq(Mux(resp_read, resp_entries[1], resp_entries[0]))]
         new_resp = Signal(PrgResponse)
         m.d.comb += [
             new_resp.did.eq(Cat(prgr_cmd.rid, Mux(prgr_cmd.dsv, prgr_cmd.dseg, 0))),
@@ -464,10 +466,13 @@ class CommandQueue(wiring.Component):
         popping = buffer.pops.any()
 
         push = go_prgr
-        with m.If(~resp_valid | resp.ready):
-            m.d.sync += resp_first.eq(Mux(resp_full, resp_second, new_resp))
+        for i, entry in enumerate(resp_entries):
+            with m.If(push & (resp_write == i)):
+                m.d.sync += entry.eq(new_resp)
         with m.If(push):
-            m.d.sync += resp_second.eq(new_resp)
+            m.d.sync += resp_write.eq(~resp_write)
+        with m.If(resp_take):
+            m.d.sync += resp_read.eq(~resp_read)
         m.d.sync += [
             resp_valid.eq(push | resp_full | (resp_valid & ~resp.ready)),
             resp_full.eq(~resp_take & (resp_full | (resp_valid & push))),
