@@ -102,7 +102,7 @@ class CommandQueue(wiring.Component):
         the status set pulses out.  ``notify`` is always 0 (there is no
         command timeout, so cqcsr.cmd_to is never set and not on this port).
     fetch : Out(MemReadSignature)
-        Command fetches.  ``r.ready`` is always high.
+        Command fetches.  ``r.ready`` is always high; ``ar`` leaves from registers.
     store : Out(MemWriteSignature)
         The IOFENCE AV store: one beat of size 2 with the strobe and data of the
         4-byte lane the address selects.  ``b.ready`` is always high.
@@ -134,7 +134,11 @@ class CommandQueue(wiring.Component):
         Commands at cqh..cqt-1 are fetched in order, up to ``prefetch_depth`` ahead
         of execution.  A fetch answered with any non-OKAY beat marks that command
         faulty; the fault is reported (cqmf, cqh on it) only when execution reaches
-        it.  Nothing is fetched at or beyond cqt.
+        it.  Nothing is fetched at or beyond cqt.  ``fetch.ar.ready`` is never
+        used in the fetch decision: while the read command waits for it, one more
+        fetch may be decided and waits behind it (offered as soon as the first is
+        accepted); both count against ``prefetch_depth`` and, if the queue stops
+        meanwhile, both are still offered and their answers dropped.
     Execution (in order, one command at a time; an ``ATS.PRGR`` per cycle)
         * Illegal (unknown opcode/func3, any reserved bit set, INVAL_DDT with a
           nonzero PID or with DV=1 and a DID wider than 7 bits, IOFENCE whose ADDR*4
