@@ -102,7 +102,7 @@ class CommandQueue(wiring.Component):
         the status set pulses out.  ``notify`` is always 0 (there is no
         command timeout, so cqcsr.cmd_to is never set and not on this port).
     fetch : Out(MemReadSignature)
-        Command fetches.  ``r.ready`` is always high.
+        Command fetches.  ``r.ready`` is always high; ``ar`` leaves from registers.
     store : Out(MemWriteSignature)
         The IOFENCE AV store: one beat of size 2 with the strobe and data of the
         4-byte lane the address selects.  ``b.ready`` is always high.
@@ -134,7 +134,11 @@ class CommandQueue(wiring.Component):
         Commands at cqh..cqt-1 are fetched in order, up to ``prefetch_depth`` ahead
         of execution.  A fetch answered with any non-OKAY beat marks that command
         faulty; the fault is reported (cqmf, cqh on it) only when execution reaches
-        it.  Nothing is fetched at or beyond cqt.
+        it.  Nothing is fetched at or beyond cqt.  ``fetch.ar.ready`` is never
+        used in the fetch decision: while the read command waits for it, one more
+        fetch may be decided and waits behind it (offered as soon as the first is
+        accepted); both count against ``prefetch_depth`` and, if the queue stops
+        meanwhile, both are still offered and their answers dropped.
     Execution (in order, one command at a time; an ``ATS.PRGR`` per cycle)
         * Illegal (unknown opcode/func3, any reserved bit set, INVAL_DDT with a
           nonzero PID or with DV=1 and a DID wider than 7 bits, IOFENCE whose ADDR*4
@@ -254,6 +258,12 @@ class CommandQueue(wiring.Component):
         ar_valid = Signal()
         m.d.comb += ar.valid.eq(ar_valid)
         can_take_ar = ~ar_valid | ar.ready
+        # A fetch issued while the read command is stalled waits in
+        # ``ar_pending`` (its index is ``fetch_prev``), so whether to issue is
+        # decided from registers alone: the memory port's ``ready`` only moves
+        # the read command along, never the fetch index or the slot counts.
+        ar_pending = Signal()
+        fetch_prev = Signal(_INDEX_BITS)                # fetch_idx - 1 (the pending one)
         # Slots taken: bursts outstanding plus commands buffered, kept as one
         # counter that sees every change a cycle late (an issue, a pop, a
         # dropped arrival; ``issued`` counts the issue meanwhile).  Whether a
@@ -276,26 +286,29 @@ class CommandQueue(wiring.Component):
                              & Mux(issued, reserved < depth - 1, reserved < depth)),
         ]
         issue = Signal()
-        m.d.comb += issue.eq(run & Mux(issued, issue_ok_after, issue_ok_idle) & can_take_ar)
+        issue_now, stmt = _kept(run & Mux(issued, issue_ok_after, issue_ok_idle) & ~ar_pending, "issue_now")
+        m.d.comb += [stmt, issue.eq(issue_now)]
         m.d.sync += issued.eq(issue)
         base = Cat(Const(0, PAGE_SHIFT), regs.base_ppn)
-        fetch_addr = (base | (fetch_idx << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
-        # The address register follows fetch_idx whenever it may change, so
-        # its load enable is the AR handshake, not the issue decision.
+        fetch_addr = (base | (Mux(ar_pending, fetch_prev, fetch_idx)
+                              << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
+        # The address register follows the next fetch whenever it may change,
+        # so its load enable is the AR handshake, not the issue decision.
         with m.If(can_take_ar):
             m.d.sync += [
                 ar.payload.addr.eq(fetch_addr),
                 ar.payload.len.eq(beats - 1),
                 ar.payload.size.eq(bytes_per_beat.bit_length() - 1),
+                ar_valid.eq(ar_pending | issue),
+                ar_pending.eq(0),
             ]
-        with m.If(issue):
-            m.d.sync += ar_valid.eq(1)
-        with m.Elif(ar.ready):
-            m.d.sync += ar_valid.eq(0)
+        with m.Elif(issue):
+            m.d.sync += ar_pending.eq(1)
         with m.If(flush):
             m.d.sync += [fetch_idx.eq(head), fetch_inc.eq(head_inc)]
         with m.Elif(issue):
-            m.d.sync += [fetch_idx.eq(fetch_inc), fetch_inc.eq((fetch_inc + 1)[:_INDEX_BITS] & mask)]
+            m.d.sync += [fetch_idx.eq(fetch_inc), fetch_inc.eq((fetch_inc + 1)[:_INDEX_BITS] & mask),
+                         fetch_prev.eq(fetch_idx)]
 
         # Responses: assemble the beats of one command, and decode it as it
         # arrives.  The decode is split per beat: every test is an OR over bits
@@ -423,16 +436,18 @@ class CommandQueue(wiring.Component):
         prgr_cmd = PrgrCmd(buffer.r_data)
 
         # --- response buffer ------------------------------------------------------------
-        # Two registers: ``resp`` is offered straight from the first; an ATS.PRGR
-        # is taken while the second is free, so taking it never waits on
-        # ``resp.ready`` in the same cycle (one response per clock while ``resp``
-        # accepts one per clock).
+        # Two entries used in turn: ``resp`` is offered from the one ``resp_read``
+        # names (one LUT after flip-flops); an ATS.PRGR is written into the
+        # other while it is free, so taking it never waits on ``resp.ready`` in
+        # the same cycle (one response per clock while ``resp`` accepts one per
+        # clock), and ``resp.ready`` moves only the one-bit pointer and flags.
         resp = self.resp
         resp_valid, resp_full = Signal(), Signal()      # one or two responses held
-        resp_first = Signal(PrgResponse)
-        resp_second = Signal(PrgResponse)
+        resp_entries = [Signal(PrgResponse, name=f"resp_entry{i}") for i in range(2)]
+        resp_read, resp_write = Signal(), Signal()
         resp_take = resp_valid & resp.ready
-        m.d.comb += [resp.valid.eq(resp_valid), resp.payload.eq(resp_first)]
+        m.d.comb += [resp.valid.eq(resp_valid),
+                     resp.payload.eq(Mux(resp_read, resp_entries[1], resp_entries[0]))]
         new_resp = Signal(PrgResponse)
         m.d.comb += [
             new_resp.did.eq(Cat(prgr_cmd.rid, Mux(prgr_cmd.dsv, prgr_cmd.dseg, 0))),
@@ -450,15 +465,18 @@ class CommandQueue(wiring.Component):
         go_fence = ready & head_cmd.fence & ~resp_valid
         fail_mf = ready & head_cmd.fault
         fail_ill = ready & head_cmd.illegal
-        # The pop as two kept LUTs and their OR (it drives the whole buffer).
+        # The pop, one bit per cause (it drives the whole buffer).
         m.d.comb += buffer.pops.eq(Cat(go_inval, go_prgr, go_fence))
         popping = buffer.pops.any()
 
         push = go_prgr
-        with m.If(~resp_valid | resp.ready):
-            m.d.sync += resp_first.eq(Mux(resp_full, resp_second, new_resp))
+        for i, entry in enumerate(resp_entries):
+            with m.If(push & (resp_write == i)):
+                m.d.sync += entry.eq(new_resp)
         with m.If(push):
-            m.d.sync += resp_second.eq(new_resp)
+            m.d.sync += resp_write.eq(~resp_write)
+        with m.If(resp_take):
+            m.d.sync += resp_read.eq(~resp_read)
         m.d.sync += [
             resp_valid.eq(push | resp_full | (resp_valid & ~resp.ready)),
             resp_full.eq(~resp_take & (resp_full | (resp_valid & push))),
@@ -541,8 +559,12 @@ class CommandQueue(wiring.Component):
         # cqh moves past a command as it leaves the buffer, except past a fence
         # with AV or of kind PD, which leaves the buffer as it starts and moves
         # cqh on completion.
+        # The AV store's state and answer code as one kept net, so ``b.valid``
+        # reaches cqh's load enable through one LUT.
+        store_passes, stmt_passes = _kept(st_store & (b.payload.resp == 0), "store_passes")
+        m.d.comb += stmt_passes
         advance = (go_prgr | go_inval | (go_fence & head_cmd.fence_now)
-                   | (drain_done & ~fence_av) | store_ok)
+                   | (drain_done & ~fence_av) | (b.valid & store_passes))
         with m.If(restart):
             m.d.sync += [head.eq(0), head_inc.eq(1), fetch_idx.eq(0), fetch_inc.eq(1)]
         with m.Elif(advance):

@@ -38,8 +38,9 @@ class ResponseArbiter(wiring.Component):
     * Fairness: when both inputs are valid, the one that did not win the last transfer
       wins; a source waits for at most one transfer of the other.
     * Stream rules on ``o``: once ``o`` offers a payload it keeps offering that same
-      payload until it is accepted (the selection is locked while ``o`` is stalled,
-      which is sound because a valid input may not withdraw its payload).
+      payload until it is accepted (while ``o`` is stalled the offered input is
+      preferred, which locks the selection because a valid input may not withdraw
+      its payload).
     * Each input's payloads leave in the order that input presented them.
     """
 
@@ -53,17 +54,16 @@ class ResponseArbiter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # prefer_cmd: the command queue wins a tie (the auto path won the last transfer).
+        # ``prefer_cmd``: the command queue wins a tie.  It is set to the loser of
+        # each transfer and, while ``o`` is stalled, to the input being offered:
+        # that input stays valid (the stream rules), so the selection stays
+        # locked on it without a lock register, and the selection is one LUT of
+        # registers (both valids and this flag), so each input's ``ready`` is one
+        # LUT from flip-flops with ``o.ready``.
         prefer_cmd = Signal()
-        # While o is stalled, keep offering the input that was offered last cycle.
-        locked = Signal()
-        locked_cmd = Signal()
 
         pick_cmd = Signal()
-        with m.If(locked):
-            m.d.comb += pick_cmd.eq(locked_cmd)
-        with m.Else():
-            m.d.comb += pick_cmd.eq(self.cmd.valid & (prefer_cmd | ~self.auto.valid))
+        m.d.comb += pick_cmd.eq(self.cmd.valid & (prefer_cmd | ~self.auto.valid))
 
         m.d.comb += [
             self.o.valid.eq(self.auto.valid | self.cmd.valid),
@@ -72,11 +72,7 @@ class ResponseArbiter(wiring.Component):
             self.auto.ready.eq(self.o.ready & ~pick_cmd),
         ]
 
-        m.d.sync += [
-            locked.eq(self.o.valid & ~self.o.ready),
-            locked_cmd.eq(pick_cmd),
-        ]
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += prefer_cmd.eq(~pick_cmd)
+        with m.If(self.o.valid):
+            m.d.sync += prefer_cmd.eq(pick_cmd ^ self.o.ready)
 
         return m

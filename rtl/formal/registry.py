@@ -101,8 +101,8 @@ PROOFS = (
                     "of the other) and keeps a stalled payload",
           harness=lambda block: ResponseArbiterProperties(check="fair", block=block),
           method="bmc", depth=20,
-          why="BMC: plain k-induction fails from states where the arbiter's lock names an "
-              "input that is not valid (unreachable; an internal invariant); 20 cycles",
+          why="BMC: plain k-induction fails from states where a stalled output's input is "
+              "not the preferred one (unreachable; an internal invariant); 20 cycles",
           defect="the command input is served only while no auto-response waits",
           broken=lambda: defects.arbiter_prefers_auto(ResponseArbiter), fast=True),
     Proof(name="regs_queue_contract",
