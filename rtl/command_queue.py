@@ -8,7 +8,7 @@ handshake), ``IOFENCE.C`` and this design's ``IOFENCE.PD`` (page-request drain).
 Everything else is ``cmd_ill``.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -416,8 +416,9 @@ class CommandQueue(wiring.Component):
         ]
 
         # ``outstanding_less`` is outstanding - 1, kept alongside, so what is
-        # still to arrive after this cycle is a choice between two registers.
-        outstanding_less = Signal(range(-1, 2 * depth + 1), init=-1)
+        # still to arrive after this cycle is a choice between two registers
+        # (modulo 2**width: it is all ones while nothing is outstanding).
+        outstanding_less = Signal(len(outstanding), init=-1)
         still_to_arrive = Mux(burst_done, outstanding_less, outstanding)[:len(outstanding)]
         with m.If(issue & ~burst_done):
             m.d.sync += [outstanding.eq(outstanding + 1), outstanding_less.eq(outstanding)]
@@ -607,7 +608,8 @@ class CommandQueue(wiring.Component):
         # One adder, its step (-2..+1) one LUT of registers.
         popped, drop = Signal(), Signal()
         m.d.sync += [popped.eq(popping), drop.eq(burst_done & discarding & run)]
-        step = Signal(range(-2, 2))
+        # As wide as the sum, so the adder's operands match (lint: no width expansion).
+        step = Signal(signed(len(reserved) + 1))
         with m.Switch(Cat(issued, drop, popped)):
             with m.Case(0b001):
                 m.d.comb += step.eq(1)
