@@ -188,9 +188,13 @@ class ContextLookup(wiring.Component):
         o_valid = self.o.valid
         o_free = Signal(name="o_free")
         m.d.comb += o_free.eq(~o_valid | self.o.ready)
-        # While a read is in flight the output register holds the missed
-        # request (with ``o.valid`` low), so it needs no copy of its own.
-        held = self.o.p.req
+        # The output payload register has no reset (it matters only while
+        # ``o.valid``, or while a read is in flight).  While a read is in
+        # flight it holds the missed request (with ``o.valid`` low), so that
+        # request needs no copy of its own.
+        o_p = Signal(LookupResult, name="o_payload", reset_less=True)
+        m.d.comb += self.o.p.eq(o_p)
+        held = o_p.req
 
         # --- stage 1: the request taken from ``i``, with its cache search -------------
         # The search (mode, width, which entries hold the device) is
@@ -200,14 +204,14 @@ class ContextLookup(wiring.Component):
         # context); a fill replaces an entry, so a request that found the
         # replaced entry is treated as a miss (its context is read again).
         s_valid = Signal(name="search_valid")
-        s_req = Signal(PageRequest, name="search_req")
+        s_req = Signal(PageRequest, name="search_req", reset_less=True)
         s_status = Signal(ContextStatus, name="search_status")   # OK: found by the cache or a read
-        s_hits = Signal(n, name="search_hits")
+        s_hits = Signal(n, name="search_hits", reset_less=True)
         # A read answered since the search may have replaced the entry found:
         # the read count (mod 2) is kept with the search, and the entry the
         # last fill went to.
         reads_done = Signal(name="miss_reads_done")
-        s_reads_done = Signal(name="search_reads_done")
+        s_reads_done = Signal(name="search_reads_done", reset_less=True)
         last_fill = Signal(range(max(n, 2)), name="cache_last_fill")
         s_miss = Signal(name="search_miss")
 
@@ -241,7 +245,8 @@ class ContextLookup(wiring.Component):
         with m.If(~s_valid | s_go):
             m.d.sync += s_valid.eq(accept)
         # The stage's registers load whenever it is free or moves on (their
-        # load enable is one gate from flip-flops, not the search).
+        # load enable is one gate from flip-flops, not the search; they have
+        # no reset, since they matter only while ``search_valid``).
         s_load = Signal(name="search_load", attrs={"keep": 1})
         m.d.comb += s_load.eq(~s_valid | (~o_valid & ~busy) | (self.o.ready & ~busy))
         with m.If(s_load):
@@ -332,9 +337,9 @@ class ContextLookup(wiring.Component):
         with m.If(o_free):
             m.d.sync += o_valid.eq(Mux(busy, r_done, s_valid & ~s_miss))
             with m.If(busy):
-                m.d.sync += self.o.p.eq(Cat(held, read))
+                m.d.sync += o_p.eq(Cat(held, read))
             with m.Else():
-                m.d.sync += self.o.p.eq(Cat(s_req, now))
+                m.d.sync += o_p.eq(Cat(s_req, now))
         with m.If(s_go & s_miss):
             m.d.sync += busy.eq(1)
         with m.If(r_done):

@@ -103,16 +103,17 @@ class PageRequestQueue(wiring.Component):
       then); after ``pqen`` drops it stays 1 until every record decided
       "write" has retired (written and published, or discarded).
     * A request leaves the lookup only in a cycle where the retire order,
-      the two-entry fault ring and the record FIFOs all have room, whatever
+      the fault register and the record FIFOs all have room, whatever
       its decision needs (the handshake is a register of this block).  The
       room is registered: a retirement makes room for a decision two cycles
       later, and no decision is taken in the cycle after ``pqon`` rises or
       after the restart from a fault.  The queue rows see pqen, pqmf and
       pqof a cycle after the register file shows them (this block's own sets
       at once), so software's enable or clear reaches a decision a cycle later.
-    * ``fault`` leaves from the fault ring: a report is offered the cycle
-      after its decision; ``fault.valid`` is a register, the payload one gate
-      from registers; ``fault.ready`` moves only the ring.
+    * ``fault`` leaves from a register: a report is offered the cycle after
+      its decision, and the next decision waits until the cycle after it is
+      accepted (reports leave at most one every two cycles); ``fault.valid``
+      and the payload are flip-flops; ``fault.ready`` moves only that register.
     * ``resp.valid`` is a register and ``resp``'s payload one gate from
       registers (the two-entry output stage, a ring); the AXI write addresses and beats leave from registers
       too (the record FIFOs' outputs; the address is ``pqb`` OR the index).
@@ -304,8 +305,9 @@ class PageRequestQueue(wiring.Component):
         # (the retire order, and so the record FIFOs; the FQ report FIFO), so
         # the handshake with the lookup depends on registers only and not on
         # the decision itself.
-        # One register: the room of the retire order and of the fault ring,
-        # and a fresh full test.  ``fault.ready`` only moves the fault ring.
+        # One register: the room of the retire order and of the fault
+        # register, and a fresh full test.  ``fault.ready`` moves only the
+        # fault register.
         can_decide = Signal(name="pq_can_decide")
         # can_decide and the queue rows' registers together, in a register of
         # its own: a record is issued in one gate from flip-flops.
@@ -317,37 +319,33 @@ class PageRequestQueue(wiring.Component):
                      write_alloc.eq(lk.valid & lk.p.usable & write_go & ~full)]
         room_next = (rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide)
 
-        # --- fault reports: a two-entry ring on ``fault`` ----------------------------------
-        # Each entry loads the lookup's report whenever it is free (its enable
-        # is a flip-flop); a decision that reports takes the entry at the write
-        # pointer.  ``fault`` leaves from the entry at the read pointer.
-        f_occ = Signal(2, name="pq_fault_taken")
-        f_wp = Signal(name="pq_fault_wp")
-        f_rp = Signal(name="pq_fault_rp")
-        f_entry = [Signal(FaultReport, name=f"pq_fault{k}") for k in range(2)]
+        # --- fault reports: one register on ``fault`` ----------------------------------------
+        # The register loads the lookup's report whenever it is free (its
+        # enable is a flip-flop; the payload has no reset, it matters only
+        # while ``fault.valid``); a decision that reports takes it.  A
+        # decision is taken only while it is free in that cycle (registered,
+        # in pq_can_decide), so after a report the next decision waits until
+        # it has been offered and accepted: at most one report every two cycles.
+        f_occ = Signal(name="pq_fault_taken")
+        f_entry = Signal(FaultReport, name="pq_fault", reset_less=True)
         report_now = Signal(FaultReport, name="decide_fault")
         m.d.comb += [report_now.did.eq(req.did), report_now.pv.eq(req.pv),
                      report_now.pid.eq(req.pid), report_now.priv.eq(req.priv),
                      report_now.cause.eq(cause)]
-        for k in range(2):
-            with m.If(~f_occ[k]):
-                m.d.sync += f_entry[k].eq(report_now)
+        with m.If(~f_occ):
+            m.d.sync += f_entry.eq(report_now)
         f_push = Signal(name="pq_fault_push")
         f_pop = Signal(name="pq_fault_pop")
         m.d.comb += [
-
-            self.fault.p.eq(Mux(f_rp, f_entry[1].as_value(), f_entry[0].as_value())),
+            self.fault.p.eq(f_entry),
+            self.fault.valid.eq(f_occ),
             f_push.eq(decide & report),
-            f_pop.eq(self.fault.valid & self.fault.ready),
+            f_pop.eq(f_occ & self.fault.ready),
         ]
-        f_occ_next = Signal(2, name="pq_fault_taken_next")
-        for k in range(2):
-            m.d.comb += f_occ_next[k].eq((f_occ[k] & ~(f_pop & (f_rp == k))) | (f_push & (f_wp == k)))
-        f_rp_next = f_rp ^ f_pop
-        # ``fault.valid`` is a register of its own (the entry at the next read pointer).
-        m.d.sync += [f_occ.eq(f_occ_next), f_wp.eq(f_wp ^ f_push), f_rp.eq(f_rp_next),
-                     self.fault.valid.eq(f_occ_next.bit_select(f_rp_next, 1))]
-        f_room_next = ~f_occ_next.all()
+        f_occ_next = Signal(name="pq_fault_taken_next")
+        m.d.comb += f_occ_next.eq((f_occ & ~f_pop) | f_push)
+        m.d.sync += f_occ.eq(f_occ_next)
+        f_room_next = ~f_occ_next
         record = Signal(PqRecord, name="decide_record")
         m.d.comb += [
             record.pid.eq(Mux(req.pv, req.pid, 0)),
@@ -413,8 +411,8 @@ class PageRequestQueue(wiring.Component):
         # they touch the per-entry flags: one cycle of latency on publishing,
         # no path from the AXI port through the flags.
         b_fire = Signal(name="pq_b_fire")
-        b_idx = Signal.like(b_order.r_data, name="pq_b_index")
-        b_fault = Signal(name="pq_b_fault")
+        b_idx = Signal.like(b_order.r_data, name="pq_b_index", reset_less=True)
+        b_fault = Signal(name="pq_b_fault", reset_less=True)
         m.d.comb += b_order.r_en.eq(self.rec_mem.b.valid)
         m.d.sync += [b_fire.eq(self.rec_mem.b.valid), b_idx.eq(b_order.r_data),
                      b_fault.eq(self.rec_mem.b.p.resp != 0)]
@@ -453,7 +451,7 @@ class PageRequestQueue(wiring.Component):
         # from the one at the read pointer (one gate from flip-flops).
         out_taken = Signal(2, name="pq_out_taken")
         out_answer = Signal(2, name="pq_out_answer")      # taken, and to be answered
-        out_entry = [Signal(_OutItem, name=f"pq_out{k}") for k in range(2)]
+        out_entry = [Signal(_OutItem, name=f"pq_out{k}", reset_less=True) for k in range(2)]
         out_wp = Signal(name="pq_out_wp")
         out_rp = Signal(name="pq_out_rp")
         out_full = Signal(name="pq_out_full")              # both taken
