@@ -84,21 +84,21 @@ class AxiMaster(wiring.Component):
       whole burst first.  A granted AW joins the order as it is granted, and
       the head of the order owns W from the cycle after.  A client named in
       ``early_w_clients`` (default: all) also owns W in the cycle its AW is
-      taken when the order is empty, AWVALID is low and the skid register is
-      empty, so its first beat reaches the port together with its AW (a
-      burst it completes in that cycle never enters the order); any other
-      client's lone burst starts on W one cycle after its AW.  A client may
-      present W before its AW is taken; the master forwards it once that
-      burst is at the head of the AW order, without a bubble between
-      back-to-back bursts of the order (a W beat every cycle when the clients
-      and the slave allow).  W goes through a skid buffer:
-      ``wvalid``/``wdata``/``wstrb``/``wlast`` are flip-flops.  A client's
-      ``w.ready`` is a flip-flop (head of the order and skid register empty),
-      or for an early-W client that flip-flop OR (a flip-flop "order empty,
-      AW register free, skid empty" AND its AW turn AND its ``aw.valid``):
-      no input of the same cycle reaches it but an early client's own
-      ``aw.valid``.  A beat reaches WVALID one cycle after the client hands
-      it over.
+      taken when the order is empty and AWVALID is low, so its first beat
+      reaches the port together with its AW (a burst it completes in that
+      cycle never enters the order); any other client's lone burst starts on
+      W one cycle after its AW.  A client may present W before its AW is
+      taken; the master forwards it once that burst is at the head of the AW
+      order, without a bubble between back-to-back bursts of the order (a W
+      beat every cycle when the clients and the slave allow).
+      ``wvalid``/``wdata``/``wstrb``/``wlast`` are an output register, the
+      W path's only storage: a client's ``w.ready`` is high only while that
+      register is empty or being taken (``~wvalid | wready``), ANDed with a
+      flip-flop (head of the order) or for an early-W client with that
+      flip-flop OR (a flip-flop "order empty, AW register free" AND its AW
+      turn AND its ``aw.valid``): no input of the same cycle reaches it but
+      ``wready`` and an early client's own ``aw.valid``.  A beat reaches
+      WVALID one cycle after the client hands it over.
     * AWBURST/ARBURST are INCR, AxLOCK 0, AxCACHE :data:`AXI_CACHE`, AxPROT
       :data:`AXI_PROT`, AxQOS 0.  Clients keep their bursts within 4 KiB and
       at most 4 beats (the master passes ``len`` and ``size`` through).
@@ -200,55 +200,49 @@ class AxiMaster(wiring.Component):
                 m.d.comb += [order_push.eq(Cat(*taken)), order_push_any.eq(Cat(*taken).any())]
 
         # --- W: the head of the AW order owns the channel -----------------------
-        # The beats pass through a skid buffer: ``m_axi_w*`` come from the
-        # output register.  Whether the channel would take a beat is kept in
-        # flip-flops worked out a cycle ahead from the next state of the order,
-        # of AWVALID and of the skid register: ``head_ok`` (the head of the
-        # order, skid register empty) and ``idle_ok`` (order empty, AW
-        # register free, skid register empty).  A client's ``w.ready`` is
-        # ``head_ok`` alone, or for an early-W client ``head_ok`` or (``idle_ok``
-        # and its AW taken now, which then is "its turn and its aw.valid"):
-        # one LUT from flip-flops, so a client's wide W data registers can
-        # shift on ``w.valid & w.ready``.  An early-W client's beat taken with
-        # its AW reaches the port with that AW; a burst it completes in that
-        # cycle never enters the order.
+        # ``m_axi_w*`` are an output register, the only storage of the W path:
+        # a client hands a beat over only when that register is empty or being
+        # taken (``w_free``), so no skid register is needed for one beat per
+        # cycle.  Whether a client owns the channel is kept in flip-flops
+        # worked out a cycle ahead from the next state of the order and of
+        # AWVALID: ``head_ok`` (the head of the order) and ``idle_ok`` (order
+        # empty, AW register free).  A client's ``w.ready`` is ``head_ok``, or
+        # for an early-W client ``head_ok`` or (``idle_ok`` and its AW taken
+        # now, which then is "its turn and its aw.valid"), AND ``w_free``: one
+        # LUT from flip-flops and the port's ``wready``.  An early-W client's
+        # beat taken with its AW reaches the port with that AW; a burst it
+        # completes in that cycle never enters the order.
         head_ok = Signal(width, name="w_head_ok")
         idle_ok = Signal(name="w_idle_ok", init=1)
         # The data multiplexer's selects are a register too: the head, or
         # with an empty order the client whose AW turn it is (its beat is
         # taken only with its AW).
         data_select = Signal(width, name="w_data_select", init=1)
-        skid_valid = Signal(name="w_skid_valid")
         w_layout_width = self.data_width + self.data_width // 8 + 1
-        skid = Signal(w_layout_width, name="w_skid")
         offered = Signal(w_layout_width, name="w_offered")
         m.d.comb += offered.eq(_one_hot_mux(data_select, [c.w.payload.as_value() for c in self.write]))
+        w_free = Signal(name="w_free")
+        m.d.comb += w_free.eq(~axi.wvalid | axi.wready)
         beat_taken = Signal(name="w_beat_taken")
         last_taken = Signal(name="w_last_taken")       # the head's last beat: the order shifts
         done_at_once = Signal(name="w_done_at_once")   # a burst over in its AW's cycle
+        owns = [Signal(name=f"w_owns_{i}") for i in range(width)]
         with_aw = [Signal(name=f"w_with_aw_{i}") for i in range(width)]
         for index, c in enumerate(self.write):
             if early[index]:
                 m.d.comb += with_aw[index].eq(idle_ok & aw_turn[index] & self.write[index].aw.valid)
-            m.d.comb += c.w.ready.eq(head_ok[index] | with_aw[index])
+            m.d.comb += [owns[index].eq(head_ok[index] | with_aw[index]),
+                         c.w.ready.eq(owns[index] & w_free)]
         m.d.comb += [
-            beat_taken.eq(Cat(*(c.w.valid & c.w.ready for c in self.write)).any()),
+            beat_taken.eq(Cat(*(c.w.valid & owns[i] for i, c in enumerate(self.write))).any()),
             last_taken.eq(Cat(*(head_ok[i] & c.w.valid & c.w.p.last
-                                for i, c in enumerate(self.write))).any()),
+                                for i, c in enumerate(self.write))).any() & w_free),
             done_at_once.eq(Cat(*(with_aw[i] & c.w.valid & c.w.p.last
-                                  for i, c in enumerate(self.write))).any()),
+                                  for i, c in enumerate(self.write))).any() & w_free),
         ]
         out = Cat(axi.wdata, axi.wstrb, axi.wlast)
-        skid_valid_next = Signal(name="w_skid_valid_next")
-        with m.If(~skid_valid):
-            m.d.sync += skid.eq(offered)
-        with m.If(~axi.wvalid | axi.wready):
-            m.d.sync += [axi.wvalid.eq(skid_valid | beat_taken),
-                         out.eq(Mux(skid_valid, skid, offered))]
-            m.d.comb += skid_valid_next.eq(0)
-        with m.Else():
-            m.d.comb += skid_valid_next.eq(skid_valid | beat_taken)
-        m.d.sync += skid_valid.eq(skid_valid_next)
+        with m.If(w_free):
+            m.d.sync += [axi.wvalid.eq(beat_taken), out.eq(offered)]
 
         # The order shifts when the head's last beat is taken; a new entry
         # lands in the first free place (after the shift).  Free entries load
@@ -272,8 +266,8 @@ class AxiMaster(wiring.Component):
         m.d.sync += order_valid.eq(order_valid_next)
         # The W channel's flip-flops of the next cycle, from the next state.
         m.d.sync += [
-            head_ok.eq(Mux(order_valid_next[0] & ~skid_valid_next, order_next[0], 0)),
-            idle_ok.eq(~order_valid_next[0] & ~awvalid_next & ~skid_valid_next),
+            head_ok.eq(Mux(order_valid_next[0], order_next[0], 0)),
+            idle_ok.eq(~order_valid_next[0] & ~awvalid_next),
             data_select.eq(Mux(order_valid_next[0], order_next[0], aw_turn_next)),
         ]
 

@@ -276,8 +276,9 @@ def test_idle_write_leaves_with_its_aw(beats):
 @pytest.mark.parametrize("beats", [1, 2])
 def test_w_ready_is_registered_for_other_clients(beats):
     """A client not named in ``early_w_clients`` sees a ``w.ready`` that no
-    input of the same cycle changes (its data registers may shift on it), and
-    its lone burst's first beat reaches the port one cycle after its AW."""
+    input of the same cycle but ``wready`` changes (high ``wready`` frees the
+    W output register), and its lone burst's first beat reaches the port one
+    cycle after its AW."""
     dut = AxiMaster(read_clients=1, write_clients=3, early_w_clients=(2,))
     aw_cycle, w_cycles, w_beats = [], [], []
 
@@ -286,10 +287,11 @@ def test_w_ready_is_registered_for_other_clients(beats):
         port = dut.write[1]
         left_aw, left_w = 1, beats
         for cycle in range(20):
-            # w.ready read with every same-cycle input low, then high: no change.
+            # w.ready read with every same-cycle input but wready low, then
+            # high: no change.
+            ctx.set(axi.wready, 1)
             for level in (0, 1):
                 ctx.set(axi.awready, level)
-                ctx.set(axi.wready, level)
                 ctx.set(port.aw.valid, level and left_aw > 0)
                 ctx.set(port.w.valid, level and left_w > 0)
                 if level == 0:
