@@ -557,8 +557,6 @@ class CommandQueue(wiring.Component):
         to_store = (level == 3) & head_cmd.store
         drain_abandon = st_drain & ~run
         drain_done = st_drain & run & pd_reached
-        store_ok = st_store & b.valid & (b.payload.resp == 0)
-        store_bad = st_store & b.valid & (b.payload.resp != 0)
         m.d.comb += store_answered.eq(st_store & b.valid)
         # The decision from registers as one net, the AXI master's ready
         # joins in the last LUT.
@@ -584,23 +582,33 @@ class CommandQueue(wiring.Component):
         # reaches cqh's load enable through one LUT.
         store_passes, stmt_passes = _kept(st_store & (b.payload.resp == 0), "store_passes")
         m.d.comb += stmt_passes
+        store_passes_wsi, stmt_pw = _kept(st_store & (b.payload.resp == 0) & fence_wsi, "store_passes_wsi")
+        m.d.comb += stmt_pw
         drain_adv, stmt_drain = _kept(drain_done & ~fence_av, "drain_adv")
         # cqh's load enable: the terms from registers as one net, ``b.valid``
         # joins in the last LUT.
         head_moves, stmt_moves = _kept(restart | exec_adv | drain_adv, "head_moves")
         m.d.comb += [stmt_drain, stmt_moves]
-        with m.If(head_moves | (b.valid & store_passes)):
+        head_ce, stmt_ce = _kept(head_moves | (b.valid & store_passes), "head_ce")
+        m.d.comb += stmt_ce
+        with m.If(head_ce):
             m.d.sync += [head.eq(Mux(restart, 0, head_inc)),
                          head_inc.eq(Mux(restart, 1, (head_inc + 1)[:_INDEX_BITS] & mask))]
         with m.If(restart):
             m.d.sync += [fetch_idx.eq(0), fetch_inc.eq(1)]
 
-        fail_now = fail_mf | fail_ill | store_bad
+        # The AV store's state and a non-OKAY answer as one net (b.valid joins
+        # in the last LUT).
+        store_fails, stmt_fails = _kept(st_store & (b.payload.resp != 0), "store_fails")
+        m.d.comb += stmt_fails
+        fail_exec, stmt_fe = _kept(fail_mf | fail_ill, "fail_exec")
+        m.d.comb += stmt_fe
+        fail_now = fail_exec | (b.valid & store_fails)
         m.d.sync += [
-            set_cqmf.eq(fail_mf | store_bad),
+            set_cqmf.eq(fail_mf | (b.valid & store_fails)),
             set_cmd_ill.eq(fail_ill),
             set_fence_w_ip.eq(((level == 3) & head_cmd.wsi_now)
-                              | (((drain_done & ~fence_av) | store_ok) & fence_wsi)),
+                              | (drain_adv & fence_wsi) | (b.valid & store_passes_wsi)),
             failed.eq(fail_now),
         ]
 
@@ -609,8 +617,12 @@ class CommandQueue(wiring.Component):
         # Execution leaves Exec on an error, an INVAL_DDT or a fence that waits.
         leaves, stmt_leaves = _kept((ready & head_cmd.stops) | ((level == 3) & head_cmd.waits), "leaves")
         m.d.comb += stmt_leaves
-        stays, stmt_stays = _kept(ready_stays, "ready_stays")
-        m.d.comb += stmt_stays
+        # Whether a command is at the head next: with a pop, one was stored
+        # behind it; without, the head stays or one was stored.  Both worked
+        # out from registers, the pop and ``leaves`` join in one LUT.
+        head_if_pop, stmt_hp = _kept(ready_stays & buffer.stored, "head_if_pop")
+        head_if_idle, stmt_hi = _kept(ready_stays & (buffer.stored | buffer.have), "head_if_idle")
+        m.d.comb += [stmt_hp, stmt_hi]
         # What the pop is when ready stays (neither INVAL_DDT nor a waiting fence).
         consumes = popping
         next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
@@ -630,19 +642,23 @@ class CommandQueue(wiring.Component):
             # Back to Exec from another state, it acts a cycle later; staying in
             # Exec, no store can fail (so fail_now is fail_mf | fail_ill here).
         ]
-        # Each a LUT: whether a command is at the head next (stays), and the
-        # room next from the response entries' registers, ``push`` and
-        # ``resp.ready``.
-        next_head, stmt_nh = _kept(~leaves & (buffer.stored | (buffer.have & ~consumes)), "next_head")
-        full_next = ~resp_take & (resp_full | (resp_valid & push))
-        held_next = push | resp_full | (resp_valid & ~resp.ready)
-        not_full_next, stmt_nf = _kept(~full_next, "not_full_next")
-        some_room_next, stmt_sr = _kept(full_next | ~held_next, "some_room_next")
-        m.d.comb += [stmt_nh, stmt_nf, stmt_sr]
-        m.d.sync += [
-            level[1].eq(stays & next_head & not_full_next),
-            level[0].eq(stays & next_head & some_room_next),
+        # Whether a command is at the head next, and the room next worked out
+        # for both values of ``resp.ready`` (it joins in the last LUT; with no
+        # response held it does not matter): level[1] is "not full", level[0]
+        # "full or none held" (see _NEED_INVAL).
+        next_head, stmt_nh = _kept(~leaves & Mux(consumes, head_if_pop, head_if_idle), "next_head")
+        stays_nf, stmt_a = _kept(~(resp_full | (resp_valid & push)), "stays_not_full")
+        room_taken, stmt_b = _kept(~push & ~resp_full, "room_taken")
+        room_kept, stmt_c = _kept(resp_full | (resp_valid & push) | (~push & ~resp_valid), "room_kept")
+        m.d.comb += [stmt_nh, stmt_a, stmt_b, stmt_c]
+        # Each bit one LUT with ``resp.ready`` (kept, so it is not built on
+        # a shared select).
+        level_next = Signal(2, attrs={"keep": 1})
+        m.d.comb += [
+            level_next[1].eq(next_head & (stays_nf | (resp_valid & resp.ready))),
+            level_next[0].eq(next_head & ((resp.ready & room_taken) | (~resp.ready & room_kept))),
         ]
+        m.d.sync += level.eq(level_next)
 
         # Slot accounting.
         # One adder, its step (-2..+1) one LUT of registers.
