@@ -256,7 +256,7 @@ class CommandQueue(wiring.Component):
         flush = ~run
         m.submodules.buffer = buffer = _PrefetchBuffer(
             width=_COMMAND_BITS, flags=_CommandFlags.size, depth=depth)
-        m.d.comb += buffer.flush.eq(flush)
+        m.d.comb += [buffer.flush.eq(flush), buffer.hold.eq(~st_exec)]
 
         count_shape = unsigned((2 * depth).bit_length())
         outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
@@ -490,7 +490,9 @@ class CommandQueue(wiring.Component):
         m.d.comb += [stmt_pop, buffer.pop.eq(popping)]
         # cqh moves past the head as it leaves, except past a fence that waits.
         exec_adv, stmt_adv = _kept(level > head_cmd.need_adv, "exec_adv")
-        m.d.comb += stmt_adv
+        # A fence that waits is popped without loading the next head, so it
+        # stays in the read registers while it waits (see ``fence_av``).
+        m.d.comb += [stmt_adv, buffer.pop_load.eq(exec_adv)]
 
         push = go_prgr
         # The entry to write is loaded whenever it is free (its contents do
@@ -516,20 +518,15 @@ class CommandQueue(wiring.Component):
         m.d.sync += fence_held.eq(ready & (need_pop == _NEED_FENCE) & resp_valid)
 
         # --- fence state -----------------------------------------------------------------
-        fence_av = Signal()
-        fence_wsi = Signal()
-        fence_data = Signal(32)
-        fence_addr = Signal(self.addr_width)
+        # A fence that waits (drain or AV store) leaves the buffer as it acts,
+        # but the buffer's read registers keep it until execution is back in
+        # Exec (the buffer loads its next head only then), so its fields are
+        # read from there.
+        fence_av = fence_cmd.av
+        fence_wsi = fence_cmd.wsi
+        fence_data = fence_cmd.data
+        fence_addr = Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]
         pd_snapshot = Signal(PD_COUNT_WIDTH)
-        # The fence registers follow the command at the head while executing,
-        # so their load enable is the state, not the decode.
-        with m.If(st_exec):
-            m.d.sync += [
-                fence_av.eq(fence_cmd.av),
-                fence_wsi.eq(fence_cmd.wsi),
-                fence_data.eq(fence_cmd.data),
-                fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
-            ]
         with m.If(st_exec & (resp_valid | ~fence_held)):
             m.d.sync += pd_snapshot.eq(self.pr_accepted)
         # Registered (the subtraction is a carry chain): it lags pr_retired by
@@ -699,7 +696,9 @@ class _PrefetchBuffer(wiring.Component):
     memory has no write enable), and its flags are written (``w_flags_en``) a
     cycle later, which is when the FIFO counts it.  ``pop`` (only while
     ``have`` and not ``flush``), the writes and ``flush`` (empties it) act at the
-    clock edge; the write side is never offered more than ``depth`` entries
+    clock edge.  A pop loads the next head at once only with ``pop_load``;
+    otherwise the popped entry stays readable in the read registers, and so
+    it does while ``hold``; the write side is never offered more than ``depth`` entries
     (the command queue counts its slots)."""
 
     def __init__(self, *, width, flags, depth):
@@ -708,7 +707,7 @@ class _PrefetchBuffer(wiring.Component):
         self.depth = depth
         super().__init__({
             "w_data": In(width), "w_flags_en": In(1), "w_flags": In(flags),
-            "flush": In(1), "pop": In(1),
+            "flush": In(1), "pop": In(1), "pop_load": In(1), "hold": In(1),
             "have": Out(1), "stored": Out(1), "r_data": Out(width), "r_flags": Out(flags),
         })
 
@@ -733,7 +732,7 @@ class _PrefetchBuffer(wiring.Component):
         # with ``more`` (two or more, from the pointers and ``stored``).
         stored = Signal()
         more = stored & _differ(m, wf_ptr, r_inc, "more")
-        load, stmt_load = _kept(stored & ((~self.have & ~self.flush) | self.pop), "load")
+        load, stmt_load = _kept(stored & ((~self.have & ~self.flush & ~self.hold) | self.pop_load), "load")
         m.d.comb += [
             stmt_load,
             # The slot of an entry whose flags are written this cycle is taken:
@@ -752,5 +751,5 @@ class _PrefetchBuffer(wiring.Component):
             m.d.sync += [wf_ptr.eq(wf_inc), wf_inc.eq(wf_inc + 1)]
         with m.If(load):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
-        m.d.sync += self.have.eq(~self.flush & (stored | (self.have & ~self.pop)))
+        m.d.sync += self.have.eq(~self.flush & (load | (self.have & ~self.pop)))
         return m
