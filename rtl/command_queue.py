@@ -732,7 +732,10 @@ class _PrefetchBuffer(wiring.Component):
         # with ``more`` (two or more, from the pointers and ``stored``).
         stored = Signal()
         more = stored & _differ(m, wf_ptr, r_inc, "more")
-        load, stmt_load = _kept(stored & ((~self.have & ~self.flush & ~self.hold) | self.pop_load), "load")
+        # The load: into empty read registers (from registers), or with a pop.
+        fills, stmt_fills = _kept(~self.flush & stored & ~self.have & ~self.hold, "fills")
+        load, stmt_load = _kept(fills | (stored & self.pop_load), "load")
+        m.d.comb += stmt_fills
         m.d.comb += [
             stmt_load,
             # The slot of an entry whose flags are written this cycle is taken:
@@ -744,12 +747,24 @@ class _PrefetchBuffer(wiring.Component):
             rf_port.addr.eq(r_ptr), rf_port.en.eq(load), self.r_flags.eq(rf_port.data),
             self.stored.eq(stored),
         ]
-        m.d.sync += stored.eq(~self.flush & (self.w_flags_en | Mux(load, more, stored)))
+        # stored' = ~flush & (w_flags_en | (load ? more : stored)), for both
+        # values of pop_load (fills and pop_load never meet: one needs ``have``,
+        # the other not; a pop never comes with ``flush``), so the pop joins in
+        # the last LUT.
+        written = ~self.flush & self.w_flags_en
+        if_pop, stmt_ip = _kept(written | more, "stored_if_pop")
+        if_idle, stmt_ii = _kept(written | (~self.flush & Mux(fills, more, stored)), "stored_if_idle")
+        m.d.comb += [stmt_ip, stmt_ii]
+        m.d.sync += stored.eq(Mux(self.pop_load, if_pop, if_idle))
         with m.If(self.flush):
             m.d.sync += [wf_ptr.eq(r_ptr), wf_inc.eq(r_inc)]
         with m.Elif(self.w_flags_en):
             m.d.sync += [wf_ptr.eq(wf_inc), wf_inc.eq(wf_inc + 1)]
         with m.If(load):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
-        m.d.sync += self.have.eq(~self.flush & (load | (self.have & ~self.pop)))
+        # have' = ~flush & (load | (have & ~pop)), with the terms of registers
+        # (one LUT each) apart from those of the pop (never with ``flush``).
+        keeps, stmt_keeps = _kept(~self.flush & self.have, "keeps")
+        m.d.comb += stmt_keeps
+        m.d.sync += self.have.eq(fills | (keeps & ~self.pop) | (stored & self.pop_load))
         return m
