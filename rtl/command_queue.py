@@ -40,18 +40,26 @@ _COMMAND_BITS = COMMAND_BYTES * 8
 _INDEX_BITS = 16            # 2**16 entries at most (LOG2SZ-1 is clamped to 15)
 
 
-#: A prefetched command as buffered: its bits, whether its fetch faulted, and
-#: its decode (done as it arrives, so execution reads flags from registers).
+#: Room levels (``level``, two bits of registers): 0 not ready to execute,
+#: 1 ready with both response entries held, 2 ready with one held, 3 ready with
+#: none held.  A command at the head needs a level *above* its ``need`` code:
+#: INVAL_DDT nothing (0), ATS.PRGR a free entry (1), a fence every response
+#: gone (2); 3 means never (a command that stops the queue with an error).
+_NEED_INVAL, _NEED_PRGR, _NEED_FENCE, _NEED_NEVER = 0, 1, 2, 3
+
+#: A prefetched command as buffered: whether its fetch faulted, and its decode
+#: (done as it arrives, so execution reads flags from registers).  Each
+#: decision on the head is one LUT: a 2-bit compare of ``level`` and a need code.
 _CommandFlags = data.StructLayout({
+    "need_pop": 2,      # it leaves the buffer once level > need_pop
+    "need_adv": 2,      # cqh moves past it then (never for a fence that waits)
     "fault": 1,         # its fetch faulted (cqmf)
     "illegal": 1,       # fetched fine, not a legal command (cmd_ill)
-    "prgr": 1,          # a legal ATS.PRGR, fetched fine
-    "inval": 1,         # a legal IODIR.INVAL_DDT, fetched fine
-    "fence": 1,         # a legal IOFENCE.C/.PD, fetched fine
-    "fence_now": 1,     # ... of kind C without AV: it completes as it executes
-    "fence_pd": 1,      # IOFENCE.PD (opcode and func3)
-    "fence_later": 1,   # a legal fence, fetched fine, that waits (AV or kind PD)
     "stops": 1,         # execution leaves Exec on it (INVAL_DDT, fault, illegal)
+    "waits": 1,         # ... or once it acts (a legal fence, fetched fine, with AV or .PD)
+    "drain": 1,         # a legal IOFENCE.PD, fetched fine
+    "store": 1,         # a legal IOFENCE.C with AV, fetched fine
+    "wsi_now": 1,       # a legal IOFENCE.C without AV, with WSI, fetched fine
 })
 
 
@@ -235,17 +243,20 @@ class CommandQueue(wiring.Component):
         st_drain = Signal()         # IOFENCE.PD waiting for pr_retired
         st_store = Signal()         # IOFENCE AV store issued, waiting for its response
         st_inval = Signal()         # IODIR.INVAL_DDT offered on ``inval``
-        # run & st_exec & "the buffer holds a command", as one register: every
-        # decision on the command at the head is this and its decoded flags.
-        ready = Signal()
+        # run & st_exec & "the buffer holds a command" (ready), together with
+        # the response entries' room, as a two-bit level (see _NEED_INVAL):
+        # every decision on the command at the head is a compare of this and
+        # a need code of its flags.
+        level = Signal(2)
+        ready = level.any()
 
         # --- prefetch buffer ----------------------------------------------------------
         # Emptied whenever the queue does not run, so execution never sees a
         # stale command.
         flush = ~run
         m.submodules.buffer = buffer = _PrefetchBuffer(
-            width=_COMMAND_BITS, flags=_CommandFlags.size, depth=depth, pop_causes=3)
-        m.d.comb += buffer.flush.eq(flush)
+            width=_COMMAND_BITS, flags=_CommandFlags.size, depth=depth)
+        m.d.comb += [buffer.flush.eq(flush), buffer.hold.eq(~st_exec)]
 
         count_shape = unsigned((2 * depth).bit_length())
         outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
@@ -263,7 +274,6 @@ class CommandQueue(wiring.Component):
         # decided from registers alone: the memory port's ``ready`` only moves
         # the read command along, never the fetch index or the slot counts.
         ar_pending = Signal()
-        fetch_prev = Signal(_INDEX_BITS)                # fetch_idx - 1 (the pending one)
         # Slots taken: bursts outstanding plus commands buffered, kept as one
         # counter that sees every change a cycle late (an issue, a pop, a
         # dropped arrival; ``issued`` counts the issue meanwhile).  Whether a
@@ -290,6 +300,8 @@ class CommandQueue(wiring.Component):
         m.d.comb += [stmt, issue.eq(issue_now)]
         m.d.sync += issued.eq(issue)
         base = Cat(Const(0, PAGE_SHIFT), regs.base_ppn)
+        # The pending fetch is the one before fetch_idx.
+        fetch_prev = (fetch_idx - 1)[:_INDEX_BITS] & mask
         fetch_addr = (base | (Mux(ar_pending, fetch_prev, fetch_idx)
                               << (COMMAND_BYTES.bit_length() - 1)))[:self.addr_width]
         # The address register follows the next fetch whenever it may change,
@@ -307,8 +319,7 @@ class CommandQueue(wiring.Component):
         with m.If(flush):
             m.d.sync += [fetch_idx.eq(head), fetch_inc.eq(head_inc)]
         with m.Elif(issue):
-            m.d.sync += [fetch_idx.eq(fetch_inc), fetch_inc.eq((fetch_inc + 1)[:_INDEX_BITS] & mask),
-                         fetch_prev.eq(fetch_idx)]
+            m.d.sync += [fetch_idx.eq(fetch_inc), fetch_inc.eq((fetch_inc + 1)[:_INDEX_BITS] & mask)]
 
         # Responses: assemble the beats of one command, and decode it as it
         # arrives.  The decode is split per beat: every test is an OR over bits
@@ -326,6 +337,7 @@ class CommandQueue(wiring.Component):
                 "inval_did_wide": Value.cast(inval.did)[DDT_INDEX_BITS:].any(),
                 "prgr_bad": _any_reserved(prgr, PrgrCmd),
                 "fence_av": Value.cast(fence.av),
+                "fence_wsi": Value.cast(fence.wsi),
             }
 
         def decode_header(w):
@@ -403,16 +415,21 @@ class CommandQueue(wiring.Component):
         legal_prgr = kind["prgr"] & ~parts["prgr_bad"]
         legal = legal_fence | legal_inval | legal_prgr
         arriving = Signal(_CommandFlags)
+        fine = ~word_fault
+        fence_waits = kind["fence_pd"] | parts["fence_av"]
+        need_pop = Mux(fine & legal_inval, _NEED_INVAL,
+                       Mux(fine & legal_prgr, _NEED_PRGR,
+                           Mux(fine & legal_fence, _NEED_FENCE, _NEED_NEVER)))
         m.d.comb += [
+            arriving.need_pop.eq(need_pop),
+            arriving.need_adv.eq(Mux(fine & legal_fence & fence_waits, _NEED_NEVER, need_pop)),
             arriving.fault.eq(word_fault),
-            arriving.illegal.eq(~word_fault & ~legal),
-            arriving.prgr.eq(~word_fault & legal_prgr),
-            arriving.inval.eq(~word_fault & legal_inval),
-            arriving.fence.eq(~word_fault & legal_fence),
-            arriving.fence_now.eq(~word_fault & legal_fence & ~kind["fence_pd"] & ~parts["fence_av"]),
-            arriving.fence_pd.eq(kind["fence_pd"]),
-            arriving.fence_later.eq(~word_fault & legal_fence & (kind["fence_pd"] | parts["fence_av"])),
+            arriving.illegal.eq(fine & ~legal),
             arriving.stops.eq(word_fault | ~legal | legal_inval),
+            arriving.waits.eq(fine & legal_fence & fence_waits),
+            arriving.drain.eq(fine & legal_fence & kind["fence_pd"]),
+            arriving.store.eq(fine & legal_fence & ~kind["fence_pd"] & parts["fence_av"]),
+            arriving.wsi_now.eq(fine & legal_fence & ~fence_waits & parts["fence_wsi"]),
         ]
 
         # ``outstanding_less`` is outstanding - 1, kept alongside, so what is
@@ -427,7 +444,7 @@ class CommandQueue(wiring.Component):
 
         with m.If(burst_done & discarding):
             m.d.sync += discard.eq(discard - 1)
-        m.d.comb += [buffer.w_en.eq(burst_done & ~discarding), buffer.w_data.eq(word),
+        m.d.comb += [buffer.w_data.eq(word),
                      buffer.w_flags_en.eq(late_write), buffer.w_flags.eq(arriving)]
 
         # --- the command at the head of the buffer ----------------------------------------
@@ -459,20 +476,29 @@ class CommandQueue(wiring.Component):
         ]
 
         # --- the execution decisions (each one LUT from registers) ------------------------
-        go_prgr = ready & head_cmd.prgr & ~resp_full
-        go_inval = ready & head_cmd.inval
+        # ``level`` > need: a compare of two 2-bit registers.
+        need_pop = head_cmd.need_pop
+        go_prgr = (level > _NEED_PRGR) & (need_pop == _NEED_PRGR)
+        go_inval = (level > _NEED_INVAL) & (need_pop == _NEED_INVAL)
         # Every earlier command has completed once no response is held: the
         # fence acts one cycle after the last earlier response is accepted.
-        go_fence = ready & head_cmd.fence & ~resp_valid
+        go_fence = (level > _NEED_FENCE) & (need_pop == _NEED_FENCE)
         fail_mf = ready & head_cmd.fault
         fail_ill = ready & head_cmd.illegal
-        # The pop, one bit per cause (it drives the whole buffer).
-        m.d.comb += buffer.pops.eq(Cat(go_inval, go_prgr, go_fence))
-        popping = buffer.pops.any()
+        # The pop (it drives the whole buffer), one LUT.
+        popping, stmt_pop = _kept(level > need_pop, "popping")
+        m.d.comb += [stmt_pop, buffer.pop.eq(popping)]
+        # cqh moves past the head as it leaves, except past a fence that waits.
+        exec_adv, stmt_adv = _kept(level > head_cmd.need_adv, "exec_adv")
+        # A fence that waits is popped without loading the next head, so it
+        # stays in the read registers while it waits (see ``fence_av``).
+        m.d.comb += [stmt_adv, buffer.pop_load.eq(exec_adv)]
 
         push = go_prgr
+        # The entry to write is loaded whenever it is free (its contents do
+        # not matter until pushed), so its enable is registers only.
         for i, entry in enumerate(resp_entries):
-            with m.If(push & (resp_write == i)):
+            with m.If(~resp_full & (resp_write == i)):
                 m.d.sync += entry.eq(new_resp)
         with m.If(push):
             m.d.sync += resp_write.eq(~resp_write)
@@ -484,32 +510,25 @@ class CommandQueue(wiring.Component):
         ]
 
         # IOFENCE.PD takes ``pr_accepted`` as of the cycle the last earlier
-        # response was accepted: when it was held up by a response accepted
-        # last cycle, the count of the cycle before.
-        accepted_last = Signal()
-        accepted_before = Signal(PD_COUNT_WIDTH)
+        # response was accepted: while executing, the snapshot follows
+        # pr_accepted as long as a response is held, and in the cycle a fence
+        # acts unless it was held up (then it keeps the count of the cycle the
+        # last response left).
         fence_held = Signal()
-        m.d.sync += [accepted_last.eq(resp_take), accepted_before.eq(self.pr_accepted),
-                     fence_held.eq(ready & head_cmd.fence & resp_valid)]
+        m.d.sync += fence_held.eq(ready & (need_pop == _NEED_FENCE) & resp_valid)
 
         # --- fence state -----------------------------------------------------------------
-        fence_av = Signal()
-        fence_wsi = Signal()
-        fence_data = Signal(32)
-        fence_addr = Signal(self.addr_width)
+        # A fence that waits (drain or AV store) leaves the buffer as it acts,
+        # but the buffer's read registers keep it until execution is back in
+        # Exec (the buffer loads its next head only then), so its fields are
+        # read from there.
+        fence_av = fence_cmd.av
+        fence_wsi = fence_cmd.wsi
+        fence_data = fence_cmd.data
+        fence_addr = Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]
         pd_snapshot = Signal(PD_COUNT_WIDTH)
-        # The fence registers follow the command at the head while executing,
-        # so their load enable is the state, not the decode.
-        with m.If(st_exec):
-            m.d.sync += [
-                fence_av.eq(fence_cmd.av),
-                fence_wsi.eq(fence_cmd.wsi),
-                fence_data.eq(fence_cmd.data),
-                fence_addr.eq(Cat(Const(0, 2), fence_cmd.addr)[:self.addr_width]),
-            ]
-        with m.If(go_fence):
-            m.d.sync += pd_snapshot.eq(Mux(fence_held & accepted_last,
-                                           accepted_before, self.pr_accepted))
+        with m.If(st_exec & (resp_valid | ~fence_held)):
+            m.d.sync += pd_snapshot.eq(self.pr_accepted)
         # Registered (the subtraction is a carry chain): it lags pr_retired by
         # a cycle, and is forced low in the first cycle of each drain wait
         # (when it still compares against the previous snapshot).
@@ -531,21 +550,17 @@ class CommandQueue(wiring.Component):
             w.payload.last.eq(1),
         ]
 
-        to_drain = go_fence & head_cmd.fence_pd
-        to_store = go_fence & ~head_cmd.fence_pd & fence_cmd.av
+        to_drain = (level == 3) & head_cmd.drain
+        to_store = (level == 3) & head_cmd.store
         drain_abandon = st_drain & ~run
         drain_done = st_drain & run & pd_reached
-        store_ok = st_store & b.valid & (b.payload.resp == 0)
-        store_bad = st_store & b.valid & (b.payload.resp != 0)
         m.d.comb += store_answered.eq(st_store & b.valid)
-        start_store = to_store | (drain_done & fence_av)
-        with m.If(start_store):
-            m.d.sync += [aw_valid.eq(1), w_valid.eq(1)]
-        with m.Else():
-            with m.If(aw.ready):
-                m.d.sync += aw_valid.eq(0)
-            with m.If(w.ready):
-                m.d.sync += w_valid.eq(0)
+        # The decision from registers as one net, the AXI master's ready
+        # joins in the last LUT.
+        start_store, stmt_start = _kept(to_store | (drain_done & fence_av), "start_store")
+        m.d.comb += stmt_start
+        m.d.sync += [aw_valid.eq(start_store | (aw_valid & ~aw.ready)),
+                     w_valid.eq(start_store | (w_valid & ~w.ready))]
 
         inval = self.inval
         inval_valid = Signal()
@@ -564,27 +579,49 @@ class CommandQueue(wiring.Component):
         # reaches cqh's load enable through one LUT.
         store_passes, stmt_passes = _kept(st_store & (b.payload.resp == 0), "store_passes")
         m.d.comb += stmt_passes
-        advance = (go_prgr | go_inval | (go_fence & head_cmd.fence_now)
-                   | (drain_done & ~fence_av) | (b.valid & store_passes))
+        store_passes_wsi, stmt_pw = _kept(st_store & (b.payload.resp == 0) & fence_wsi, "store_passes_wsi")
+        m.d.comb += stmt_pw
+        drain_adv, stmt_drain = _kept(drain_done & ~fence_av, "drain_adv")
+        # cqh's load enable: the terms from registers as one net, ``b.valid``
+        # joins in the last LUT.
+        head_moves, stmt_moves = _kept(restart | exec_adv | drain_adv, "head_moves")
+        m.d.comb += [stmt_drain, stmt_moves]
+        head_ce, stmt_ce = _kept(head_moves | (b.valid & store_passes), "head_ce")
+        m.d.comb += stmt_ce
+        with m.If(head_ce):
+            m.d.sync += [head.eq(Mux(restart, 0, head_inc)),
+                         head_inc.eq(Mux(restart, 1, (head_inc + 1)[:_INDEX_BITS] & mask))]
         with m.If(restart):
-            m.d.sync += [head.eq(0), head_inc.eq(1), fetch_idx.eq(0), fetch_inc.eq(1)]
-        with m.Elif(advance):
-            m.d.sync += [head.eq(head_inc), head_inc.eq((head_inc + 1)[:_INDEX_BITS] & mask)]
+            m.d.sync += [fetch_idx.eq(0), fetch_inc.eq(1)]
 
-        fail_now = fail_mf | fail_ill | store_bad
+        # The AV store's state and a non-OKAY answer as one net (b.valid joins
+        # in the last LUT).
+        store_fails, stmt_fails = _kept(st_store & (b.payload.resp != 0), "store_fails")
+        m.d.comb += stmt_fails
+        fail_exec, stmt_fe = _kept(fail_mf | fail_ill, "fail_exec")
+        m.d.comb += stmt_fe
+        fail_now = fail_exec | (b.valid & store_fails)
         m.d.sync += [
-            set_cqmf.eq(fail_mf | store_bad),
+            set_cqmf.eq(fail_mf | (b.valid & store_fails)),
             set_cmd_ill.eq(fail_ill),
-            set_fence_w_ip.eq((go_fence & head_cmd.fence_now & fence_cmd.wsi)
-                              | (((drain_done & ~fence_av) | store_ok) & fence_wsi)),
+            set_fence_w_ip.eq(((level == 3) & head_cmd.wsi_now)
+                              | (drain_adv & fence_wsi) | (b.valid & store_passes_wsi)),
             failed.eq(fail_now),
         ]
 
         ready_stays = (run & st_exec & regs.enable & on & ~regs.status.cqmf
                        & ~regs.status.cmd_ill & ~failed)
-        leaves = ready & (head_cmd.stops | (head_cmd.fence_later & ~resp_valid))
+        # Execution leaves Exec on an error, an INVAL_DDT or a fence that waits.
+        leaves, stmt_leaves = _kept((ready & head_cmd.stops) | ((level == 3) & head_cmd.waits), "leaves")
+        m.d.comb += stmt_leaves
+        # Whether a command is at the head next: with a pop, one was stored
+        # behind it; without, the head stays or one was stored.  Both worked
+        # out from registers, the pop and ``leaves`` join in one LUT.
+        head_if_pop, stmt_hp = _kept(ready_stays & buffer.stored, "head_if_pop")
+        head_if_idle, stmt_hi = _kept(ready_stays & (buffer.stored | buffer.have), "head_if_idle")
+        m.d.comb += [stmt_hp, stmt_hi]
         # What the pop is when ready stays (neither INVAL_DDT nor a waiting fence).
-        consumes = ready & ((head_cmd.prgr & ~resp_full) | (head_cmd.fence_now & ~resp_valid))
+        consumes = popping
         next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
                      | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
                      | (st_store & b.valid) | (st_inval & inval.ready))
@@ -601,8 +638,24 @@ class CommandQueue(wiring.Component):
             run.eq(next_run),
             # Back to Exec from another state, it acts a cycle later; staying in
             # Exec, no store can fail (so fail_now is fail_mf | fail_ill here).
-            ready.eq(ready_stays & ~leaves & (buffer.stored | (buffer.have & ~consumes))),
         ]
+        # Whether a command is at the head next, and the room next worked out
+        # for both values of ``resp.ready`` (it joins in the last LUT; with no
+        # response held it does not matter): level[1] is "not full", level[0]
+        # "full or none held" (see _NEED_INVAL).
+        next_head, stmt_nh = _kept(~leaves & Mux(consumes, head_if_pop, head_if_idle), "next_head")
+        stays_nf, stmt_a = _kept(~(resp_full | (resp_valid & push)), "stays_not_full")
+        room_taken, stmt_b = _kept(~push & ~resp_full, "room_taken")
+        room_kept, stmt_c = _kept(resp_full | (resp_valid & push) | (~push & ~resp_valid), "room_kept")
+        m.d.comb += [stmt_nh, stmt_a, stmt_b, stmt_c]
+        # Each bit one LUT with ``resp.ready`` (kept, so it is not built on
+        # a shared select).
+        level_next = Signal(2, attrs={"keep": 1})
+        m.d.comb += [
+            level_next[1].eq(next_head & (stays_nf | (resp_valid & resp.ready))),
+            level_next[0].eq(next_head & ((resp.ready & room_taken) | (~resp.ready & room_kept))),
+        ]
+        m.d.sync += level.eq(level_next)
 
         # Slot accounting.
         # One adder, its step (-2..+1) one LUT of registers.
@@ -638,25 +691,30 @@ class CommandQueue(wiring.Component):
 class _PrefetchBuffer(wiring.Component):
     """FIFO of prefetched commands: memories with a synchronous read port whose
     read registers hold the head (``r_data`` and ``r_flags``, valid when
-    ``have``).  An entry's data is written (``w_en``) a cycle before its flags
-    (``w_flags_en``), which is when the FIFO counts it.  ``pops`` (one bit per
-    cause, only while ``have`` and not ``flush``), the writes and ``flush``
-    (empties it) act at the clock edge; the write side is never offered more
-    than ``depth`` entries (the command queue counts its slots)."""
+    ``have``).  An entry's data is presented on ``w_data`` in the cycle of
+    ``w_bits`` (it is written into the next free slot every cycle, so the data
+    memory has no write enable), and its flags are written (``w_flags_en``) a
+    cycle later, which is when the FIFO counts it.  ``pop`` (only while
+    ``have`` and not ``flush``), the writes and ``flush`` (empties it) act at the
+    clock edge.  A pop loads the next head at once only with ``pop_load``;
+    otherwise the popped entry stays readable in the read registers, and so
+    it does while ``hold``; the write side is never offered more than ``depth`` entries
+    (the command queue counts its slots)."""
 
-    def __init__(self, *, width, flags, depth, pop_causes):
+    def __init__(self, *, width, flags, depth):
         self.width = width
         self.flags = flags
         self.depth = depth
         super().__init__({
-            "w_en": In(1), "w_data": In(width), "w_flags_en": In(1), "w_flags": In(flags),
-            "flush": In(1), "pops": In(pop_causes),
+            "w_data": In(width), "w_flags_en": In(1), "w_flags": In(flags),
+            "flush": In(1), "pop": In(1), "pop_load": In(1), "hold": In(1),
             "have": Out(1), "stored": Out(1), "r_data": Out(width), "r_flags": Out(flags),
         })
 
     def elaborate(self, platform):
         m = Module()
-        # One slot more than entries, so equal pointers mean empty.
+        # One slot more than entries, so equal pointers mean empty; the data
+        # of the entry after the last counted one is written into a free slot.
         ptr_bits = self.depth.bit_length()
         m.submodules.storage = storage = Memory(shape=self.width, depth=1 << ptr_bits, init=[])
         m.submodules.flag_storage = flag_storage = Memory(shape=self.flags, depth=1 << ptr_bits, init=[])
@@ -664,31 +722,49 @@ class _PrefetchBuffer(wiring.Component):
         r_port = storage.read_port(domain="sync")
         wf_port = flag_storage.write_port()
         rf_port = flag_storage.read_port(domain="sync")
-        w_ptr = Signal(ptr_bits)        # data: the next entry to write
         wf_ptr = Signal(ptr_bits)       # flags: the next entry to write (counted)
+        wf_inc = Signal(ptr_bits, init=1)
         # The read pointers need no reset (they only ever move together, and a
         # flush moves the write pointers to them), so their enable is the read.
         r_ptr = Signal(ptr_bits, reset_less=True)   # the entry after the head
         r_inc = Signal(ptr_bits, init=1, reset_less=True)
-        stored = Signal()           # entries (counted) in the memory behind the head
-        pop = self.pops.any()
-        load = stored & ((~self.have & ~self.flush) | pop)
+        # Entries (counted) in the memory behind the head: a register, kept
+        # with ``more`` (two or more, from the pointers and ``stored``).
+        stored = Signal()
+        more = stored & _differ(m, wf_ptr, r_inc, "more")
+        # The load: into empty read registers (from registers), or with a pop.
+        fills, stmt_fills = _kept(~self.flush & stored & ~self.have & ~self.hold, "fills")
+        load, stmt_load = _kept(fills | (stored & self.pop_load), "load")
+        m.d.comb += stmt_fills
         m.d.comb += [
-            w_port.addr.eq(w_ptr), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en),
+            stmt_load,
+            # The slot of an entry whose flags are written this cycle is taken:
+            # data arriving now goes to the one after it.
+            w_port.addr.eq(Mux(self.w_flags_en, wf_inc, wf_ptr)),
+            w_port.data.eq(self.w_data), w_port.en.eq(1),
             wf_port.addr.eq(wf_ptr), wf_port.data.eq(self.w_flags), wf_port.en.eq(self.w_flags_en),
             r_port.addr.eq(r_ptr), r_port.en.eq(load), self.r_data.eq(r_port.data),
             rf_port.addr.eq(r_ptr), rf_port.en.eq(load), self.r_flags.eq(rf_port.data),
             self.stored.eq(stored),
-            stored.eq(wf_ptr != r_ptr),
         ]
+        # stored' = ~flush & (w_flags_en | (load ? more : stored)), for both
+        # values of pop_load (fills and pop_load never meet: one needs ``have``,
+        # the other not; a pop never comes with ``flush``), so the pop joins in
+        # the last LUT.
+        written = ~self.flush & self.w_flags_en
+        if_pop, stmt_ip = _kept(written | more, "stored_if_pop")
+        if_idle, stmt_ii = _kept(written | (~self.flush & Mux(fills, more, stored)), "stored_if_idle")
+        m.d.comb += [stmt_ip, stmt_ii]
+        m.d.sync += stored.eq(Mux(self.pop_load, if_pop, if_idle))
         with m.If(self.flush):
-            m.d.sync += [w_ptr.eq(r_ptr), wf_ptr.eq(r_ptr)]
-        with m.Else():
-            with m.If(self.w_en):
-                m.d.sync += w_ptr.eq(w_ptr + 1)
-            with m.If(self.w_flags_en):
-                m.d.sync += wf_ptr.eq(wf_ptr + 1)
+            m.d.sync += [wf_ptr.eq(r_ptr), wf_inc.eq(r_inc)]
+        with m.Elif(self.w_flags_en):
+            m.d.sync += [wf_ptr.eq(wf_inc), wf_inc.eq(wf_inc + 1)]
         with m.If(load):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
-        m.d.sync += self.have.eq(~self.flush & (stored | (self.have & ~pop)))
+        # have' = ~flush & (load | (have & ~pop)), with the terms of registers
+        # (one LUT each) apart from those of the pop (never with ``flush``).
+        keeps, stmt_keeps = _kept(~self.flush & self.have, "keeps")
+        m.d.comb += stmt_keeps
+        m.d.sync += self.have.eq(fills | (keeps & ~self.pop) | (stored & self.pop_load))
         return m
