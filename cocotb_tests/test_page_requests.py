@@ -52,7 +52,7 @@ def test_bench_list_matches_module():
     names = {node.name for node in tree.body if isinstance(node, ast.AsyncFunctionDef)
              and any("cocotb.test" in ast.unparse(d) for d in node.decorator_list)}
     assert names == set(BENCHES)
-    assert set(WIDE_BENCHES) <= names
+    assert set(WIDE_BENCHES) <= names and set(SMALL_BENCHES) <= names
 
 
 @pytest.mark.parametrize("data_width", [
@@ -69,3 +69,18 @@ def test_pq_throughput_reaches_memory_bound(data_width, seed):
     print(figures)
     assert figures["ingest_first_fifo_per_clock"] == 1.0
     assert figures["pq_records_per_clock"] >= 0.95 * figures["bound_records_per_clock"], figures
+
+
+#: Benches also run on the configuration that fits an iCE40 UP5K
+#: (``prifence.synth.CONFIGS["small"]``: 32-bit addresses, 2 cached contexts,
+#: 4 requests in flight): same behaviour, fewer resources.
+SMALL_BENCHES = ("row_queued", "wrap_around", "overflow_recovery",
+                 "store_fault_discards_later_records", "arrival_order_under_backpressure",
+                 "context_cache_and_ddtp_write", "random_against_model")
+
+
+@pytest.mark.xdist_group("rtl-small")
+@pytest.mark.parametrize("bench", SMALL_BENCHES)
+def test_page_requests_small_config(bench, seed, soak):
+    from prifence.synth import CONFIGS
+    run_or_fail(MODULE, bench, seed=seed, params=CONFIGS["small"], extra_env=_env(soak))

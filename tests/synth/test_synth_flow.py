@@ -12,6 +12,7 @@ says so.  The full top level takes minutes per target and is measured by
 import contextlib
 import io
 import json
+import os
 
 import pytest
 
@@ -22,8 +23,9 @@ from prifence.cli import main
 pytestmark = pytest.mark.xdist_group("synth")
 
 #: The tools run as WebAssembly and see the repository's folders, so the runs
-#: go under build/ (not the system's temporary folder).
-WORKDIR = synth.REPO / "build" / "synth" / "test-flow"
+#: go under build/ (not the system's temporary folder); one folder per test
+#: worker, since workers run these tests side by side.
+WORKDIR = synth.REPO / "build" / "synth" / f"test-flow-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 def run(capsys, *argv):
