@@ -8,7 +8,7 @@ handshake), ``IOFENCE.C`` and this design's ``IOFENCE.PD`` (page-request drain).
 Everything else is ``cmd_ill``.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, ResetSignal, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -218,10 +218,8 @@ class CommandQueue(wiring.Component):
         # register file's enable and status bits are seen through ``run``, a
         # register (one cycle late), and the status set pulses leave as registers.
         on = Signal()
-        # cqh and cqh + 1 (masked).  Their reset is part of their load enable
-        # (``head_ce``, below), so the enable is not widened by a LUT of its own.
-        head = Signal(_INDEX_BITS, reset_less=True)
-        head_inc = Signal(_INDEX_BITS, init=1, reset_less=True)
+        head = Signal(_INDEX_BITS)                      # cqh
+        head_inc = Signal(_INDEX_BITS, init=1)          # cqh + 1 (masked)
         fetch_idx = Signal(_INDEX_BITS)                 # next command to fetch
         fetch_inc = Signal(_INDEX_BITS, init=1)         # fetch_idx + 1 (masked)
         # Registered: cqb (and so the size) changes only while the queue is off.
@@ -538,7 +536,7 @@ class CommandQueue(wiring.Component):
         m.d.sync += pd_reached.eq(~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1] & ~go_fence)
 
         aw, w, b = self.store.aw, self.store.w, self.store.b
-        aw_valid, w_valid = Signal(name="store_aw_valid"), Signal(name="store_w_valid")
+        aw_valid, w_valid = Signal(), Signal()
         m.d.comb += [aw.valid.eq(aw_valid), w.valid.eq(w_valid), b.ready.eq(1)]
         lane_bits = (bytes_per_beat // 4 - 1).bit_length()   # which 4-byte lane
         lane = fence_addr[2:2 + lane_bits]
@@ -588,14 +586,11 @@ class CommandQueue(wiring.Component):
         # joins in the last LUT.
         head_moves, stmt_moves = _kept(restart | exec_adv | drain_adv, "head_moves")
         m.d.comb += [stmt_drain, stmt_moves]
-        # The domain's reset joins here too (cqh and cqh + 1 are reset_less).
-        rst = ResetSignal("sync")
-        head_ce, stmt_ce = _kept(head_moves | (b.valid & store_passes) | rst, "head_ce")
+        head_ce, stmt_ce = _kept(head_moves | (b.valid & store_passes), "head_ce")
         m.d.comb += stmt_ce
-        head_zero = restart | rst
         with m.If(head_ce):
-            m.d.sync += [head.eq(Mux(head_zero, 0, head_inc)),
-                         head_inc.eq(Mux(head_zero, 1, (head_inc + 1)[:_INDEX_BITS] & mask))]
+            m.d.sync += [head.eq(Mux(restart, 0, head_inc)),
+                         head_inc.eq(Mux(restart, 1, (head_inc + 1)[:_INDEX_BITS] & mask))]
         with m.If(restart):
             m.d.sync += [fetch_idx.eq(0), fetch_inc.eq(1)]
 
