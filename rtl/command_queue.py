@@ -536,7 +536,7 @@ class CommandQueue(wiring.Component):
         m.d.sync += pd_reached.eq(~(self.pr_retired - pd_snapshot)[PD_COUNT_WIDTH - 1] & ~go_fence)
 
         aw, w, b = self.store.aw, self.store.w, self.store.b
-        aw_valid, w_valid = Signal(), Signal()
+        aw_valid, w_valid = Signal(name="store_aw_valid"), Signal(name="store_w_valid")
         m.d.comb += [aw.valid.eq(aw_valid), w.valid.eq(w_valid), b.ready.eq(1)]
         lane_bits = (bytes_per_beat // 4 - 1).bit_length()   # which 4-byte lane
         lane = fence_addr[2:2 + lane_bits]
@@ -582,12 +582,14 @@ class CommandQueue(wiring.Component):
         store_passes_wsi, stmt_pw = _kept(st_store & (b.payload.resp == 0) & fence_wsi, "store_passes_wsi")
         m.d.comb += stmt_pw
         drain_adv, stmt_drain = _kept(drain_done & ~fence_av, "drain_adv")
-        # cqh's load enable: the terms from registers as one net, ``b.valid``
-        # joins in the last LUT.
-        head_moves, stmt_moves = _kept(restart | exec_adv | drain_adv, "head_moves")
-        m.d.comb += [stmt_drain, stmt_moves]
-        head_ce, stmt_ce = _kept(head_moves | (b.valid & store_passes), "head_ce")
-        m.d.comb += stmt_ce
+        # cqh's load enable: the terms from registers as one net, ``exec_adv``
+        # and the store's answer (one LUT of the AXI master's B channel) join
+        # in the last LUT, not kept, so synthesis may fold the flip-flops'
+        # reset into it.
+        head_moves, stmt_moves = _kept(restart | drain_adv, "head_moves")
+        store_adv, stmt_sa = _kept(b.valid & st_store & (b.payload.resp == 0), "store_adv")
+        m.d.comb += [stmt_drain, stmt_moves, stmt_sa]
+        head_ce = exec_adv | head_moves | store_adv
         with m.If(head_ce):
             m.d.sync += [head.eq(Mux(restart, 0, head_inc)),
                          head_inc.eq(Mux(restart, 1, (head_inc + 1)[:_INDEX_BITS] & mask))]
