@@ -205,7 +205,7 @@ class ContextLookup(wiring.Component):
         # replaced entry is treated as a miss (its context is read again).
         s_valid = Signal(name="search_valid")
         s_req = Signal(PageRequest, name="search_req", reset_less=True)
-        s_status = Signal(ContextStatus, name="search_status")   # OK: found by the cache or a read
+        s_status = Signal(ContextStatus, name="search_status", reset_less=True)  # OK: found by the cache or a read
         s_hits = Signal(n, name="search_hits", reset_less=True)
         # A read answered since the search may have replaced the entry found:
         # the read count (mod 2) is kept with the search, and the entry the
@@ -242,16 +242,22 @@ class ContextLookup(wiring.Component):
         m.d.comb += [i_ready.eq(i_open & (~s_valid | ~o_valid | self.o.ready)),
                      self.i.ready.eq(i_ready)]
         accept = self.i.valid & self.i.ready
-        with m.If(~s_valid | s_go):
-            m.d.sync += s_valid.eq(accept)
         # The stage's registers load whenever it is free or moves on (their
         # load enable is one gate from flip-flops, not the search; they have
         # no reset, since they matter only while ``search_valid``).
+        # "No read in flight and the output empty" is a register of its own
+        # (``o_empty``), so the enable is one gate of flip-flops and ``o.ready``.
+        # Exact: while a read is in flight neither holds next cycle (it ends
+        # with ``o.valid``); otherwise both hold next cycle just when the
+        # output is free now and the stage is empty (a stage that moves on
+        # either starts a read or loads the output).
+        o_empty = Signal(name="o_empty", init=1)
+        m.d.sync += o_empty.eq(~busy & o_free & ~s_valid)
         s_load = Signal(name="search_load", attrs={"keep": 1})
-        m.d.comb += s_load.eq(~s_valid | (~o_valid & ~busy) | (self.o.ready & ~busy))
-        with m.If(s_load):
+        m.d.comb += s_load.eq(~s_valid | o_empty | (self.o.ready & ~busy))
+        with m.If(s_load):      # ~s_valid | s_go
             m.d.sync += [
-                s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits),
+                s_valid.eq(accept), s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits),
                 s_reads_done.eq(reads_done),
             ]
 

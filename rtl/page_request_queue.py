@@ -440,7 +440,10 @@ class PageRequestQueue(wiring.Component):
         # --- retire, in arrival order -------------------------------------------------------
         m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry), rob_r.addr.eq(head_idx)]
         head = rob_r.data
-        occupied = head_ptr != tail_ptr
+        # head_ptr != tail_ptr, in a register of its own (set by a decision,
+        # cleared when the last entry retires) so the head's handshake starts
+        # from one flip-flop rather than a comparison of the pointers.
+        occupied = Signal(name="rob_occupied")
         # A request leaves the retire order once its disposition is final (its
         # record's write acknowledged, if it has one) into a two-entry output
         # stage, which answers it on ``resp`` (or not) and only then counts it
@@ -480,6 +483,7 @@ class PageRequestQueue(wiring.Component):
         h_ready = Signal(name="pq_head_ready", attrs={"keep": 1})   # there is a head and room for it
         m.d.comb += h_ready.eq(occupied & ~out_full)
         m.d.comb += retire.eq(h_ready & h_final)
+        m.d.sync += occupied.eq(decide | (occupied & ~(retire & (rob_used == 1))))
         m.d.comb += publish.eq(h_ready & h_pub)
         out_item = Signal(_OutItem, name="pq_out_item")
         m.d.comb += [
