@@ -154,11 +154,13 @@ class ContextLookup(wiring.Component):
 
         # --- the cache: valid bits, device indices and flags, in registers --------
         c_valid = Signal(n, name="cache_valid")
-        c_did = [Signal(idx_bits, name=f"cache_did{k}") for k in range(n)]
-        c_flags = [Signal(ContextFlags, name=f"cache_flags{k}") for k in range(n)]
+        # An entry's contents matter only while its valid bit is set (every
+        # use is gated by it): no reset, so their load enable is the fill alone.
+        c_did = [Signal(idx_bits, name=f"cache_did{k}", reset_less=True) for k in range(n)]
+        c_flags = [Signal(ContextFlags, name=f"cache_flags{k}", reset_less=True) for k in range(n)]
         # The entry's answer bits, decoded at the fill: usable and report.
-        c_usable = Signal(n, name="cache_usable")
-        c_report = Signal(n, name="cache_report")
+        c_usable = Signal(n, name="cache_usable", reset_less=True)
+        c_report = Signal(n, name="cache_report", reset_less=True)
         victim = Signal(range(max(n, 2)), name="cache_victim")
 
         # Invalidations are registered before they touch the cache (the command
@@ -205,7 +207,7 @@ class ContextLookup(wiring.Component):
         # replaced entry is treated as a miss (its context is read again).
         s_valid = Signal(name="search_valid")
         s_req = Signal(PageRequest, name="search_req", reset_less=True)
-        s_status = Signal(ContextStatus, name="search_status")   # OK: found by the cache or a read
+        s_status = Signal(ContextStatus, name="search_status", reset_less=True)  # OK: found by the cache or a read
         s_hits = Signal(n, name="search_hits", reset_less=True)
         # A read answered since the search may have replaced the entry found:
         # the read count (mod 2) is kept with the search, and the entry the
@@ -232,26 +234,37 @@ class ContextLookup(wiring.Component):
 
         # The stage moves on (to the output, or to the miss engine) when the
         # output may load and no read is in flight.
-        s_go = Signal(name="search_go")
-        m.d.comb += s_go.eq(s_valid & o_free & ~busy)
+        # (With ``o_empty`` below: one gate of flip-flops and ``o.ready``.)
+        s_go = Signal(name="search_go", attrs={"keep": 1})
         # No request is taken while a read is in flight, nor in the cycle an
         # invalidation empties the cache: both in one register (``i_open``),
         # so that ``i.ready`` is one gate from flip-flops.
+        #
+        # "No read in flight and the output empty" is a register of its own
+        # (``o_empty``), so that the stage's enable and ``i.ready`` are one
+        # gate of flip-flops and ``o.ready``.
+        # Exact: while a read is in flight neither holds next cycle (it ends
+        # with ``o.valid``); otherwise both hold next cycle just when the
+        # output is free now and the stage is empty (a stage that moves on
+        # either starts a read or loads the output).
+        o_empty = Signal(name="o_empty", init=1)
+        m.d.sync += o_empty.eq(~busy & o_free & ~s_valid)
+        m.d.comb += s_go.eq(s_valid & (o_empty | (self.o.ready & ~busy)))    # s_valid & o_free & ~busy
         i_open = Signal(name="search_open", init=1)
         i_ready = Signal(name="search_ready", attrs={"keep": 1})
-        m.d.comb += [i_ready.eq(i_open & (~s_valid | ~o_valid | self.o.ready)),
+        # (``o_empty`` stands for ``~o.valid``: while a read is in flight
+        # ``i_open`` is low.)
+        m.d.comb += [i_ready.eq(i_open & (~s_valid | o_empty | self.o.ready)),
                      self.i.ready.eq(i_ready)]
         accept = self.i.valid & self.i.ready
-        with m.If(~s_valid | s_go):
-            m.d.sync += s_valid.eq(accept)
         # The stage's registers load whenever it is free or moves on (their
         # load enable is one gate from flip-flops, not the search; they have
         # no reset, since they matter only while ``search_valid``).
         s_load = Signal(name="search_load", attrs={"keep": 1})
-        m.d.comb += s_load.eq(~s_valid | (~o_valid & ~busy) | (self.o.ready & ~busy))
-        with m.If(s_load):
+        m.d.comb += s_load.eq(~s_valid | o_empty | (self.o.ready & ~busy))
+        with m.If(s_load):      # ~s_valid | s_go
             m.d.sync += [
-                s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits),
+                s_valid.eq(accept), s_req.eq(req), s_status.eq(status_now), s_hits.eq(hits),
                 s_reads_done.eq(reads_done),
             ]
 
@@ -370,7 +383,7 @@ class ContextLookup(wiring.Component):
 
         # A read answered in the cycle an invalidation applies does not fill,
         # covered or not (not filling is always safe).
-        fill = Signal(name="cache_fill")
+        fill = Signal(name="cache_fill", attrs={"keep": 1})
         m.d.comb += fill.eq(r_done & ~r_fault & r_v & ~r_bad.any() & ~no_fill & ~inval_any)
 
         # --- cache updates: invalidations first, a fill never revives one ------------

@@ -198,8 +198,8 @@ class PageRequestQueue(wiring.Component):
         # pq_can_decide): it has when fewer than depth-1 entries are taken, or
         # depth-1 and no decision is taken now (a retirement is seen a cycle
         # later).
-        rob_used = Signal(ptr_bits + 1, name="rob_used")
-        m.d.comb += rob_used.eq(tail_ptr - head_ptr)
+        occupied = Signal(name="rob_occupied")      # head_ptr != tail_ptr (see below)
+        head_onehot = Signal(depth, name="rob_head_onehot", init=1)   # (see below)
         tail_idx = tail_ptr[:ptr_bits]
         head_idx = head_ptr[:ptr_bits]
 
@@ -317,7 +317,14 @@ class PageRequestQueue(wiring.Component):
         write_alloc = Signal(name="pq_write_alloc", attrs=keep)     # a record is issued now
         m.d.comb += [decide.eq(lk.valid & can_decide),
                      write_alloc.eq(lk.valid & lk.p.usable & write_go & ~full)]
-        room_next = (rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide)
+        # (rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide), from
+        # the one-hot head and the occupancy flag (no subtraction): the
+        # pointers are depth apart when the tail index is the head's and the
+        # ring is occupied, depth - 1 when it is the one before the head's.
+        at_tail = lambda onehot: onehot.bit_select(tail_idx, 1)
+        ring_full = occupied & at_tail(head_onehot)
+        ring_almost = at_tail(Cat(head_onehot[1:], head_onehot[0]))
+        room_next = ~ring_full & ~(ring_almost & decide)
 
         # --- fault reports: one register on ``fault`` ----------------------------------------
         # The register loads the lookup's report whenever it is free (its
@@ -440,7 +447,9 @@ class PageRequestQueue(wiring.Component):
         # --- retire, in arrival order -------------------------------------------------------
         m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry), rob_r.addr.eq(head_idx)]
         head = rob_r.data
-        occupied = head_ptr != tail_ptr
+        # head_ptr != tail_ptr, in a register of its own (set by a decision,
+        # cleared when the last entry retires) so the head's handshake starts
+        # from one flip-flop rather than a comparison of the pointers.
         # A request leaves the retire order once its disposition is final (its
         # record's write acknowledged, if it has one) into a two-entry output
         # stage, which answers it on ``resp`` (or not) and only then counts it
@@ -469,7 +478,6 @@ class PageRequestQueue(wiring.Component):
                      pub_if_head.eq(is_write & b_done & ~bad),
                      fault_if_head.eq(is_write & b_done & bad & owner)]
         # The head is also kept one-hot: a selection is then an AND-OR.
-        head_onehot = Signal(depth, name="rob_head_onehot", init=1)
 
         def at_head(flags):
             return (flags & head_onehot).any()
@@ -480,6 +488,9 @@ class PageRequestQueue(wiring.Component):
         h_ready = Signal(name="pq_head_ready", attrs={"keep": 1})   # there is a head and room for it
         m.d.comb += h_ready.eq(occupied & ~out_full)
         m.d.comb += retire.eq(h_ready & h_final)
+        # One entry left: the tail index is the one after the head's.
+        one_left = at_tail(Cat(head_onehot[-1], head_onehot[:-1]))
+        m.d.sync += occupied.eq(decide | (occupied & ~(retire & one_left)))
         m.d.comb += publish.eq(h_ready & h_pub)
         out_item = Signal(_OutItem, name="pq_out_item")
         m.d.comb += [
