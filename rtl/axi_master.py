@@ -196,7 +196,7 @@ class AxiMaster(wiring.Component):
                         _one_hot_mux(turn, [Const(i, AXI_ID_WIDTH) for i in range(count)])),
                 ]
             if needs_order:
-                aw_turn, aw_turn_next, awvalid_next = turn, turn_next, valid_next
+                aw_turn, awvalid_next = turn, valid_next
                 m.d.comb += [order_push.eq(Cat(*taken)), order_push_any.eq(Cat(*taken).any())]
 
         # --- W: the head of the AW order owns the channel -----------------------
@@ -214,10 +214,14 @@ class AxiMaster(wiring.Component):
         # completes in that cycle never enters the order.
         head_ok = Signal(width, name="w_head_ok")
         idle_ok = Signal(name="w_idle_ok", init=1)
-        # The data multiplexer's selects are a register too: the head, or
-        # with an empty order the client whose AW turn it is (its beat is
-        # taken only with its AW).
-        data_select = Signal(width, name="w_data_select", init=1)
+        # The data multiplexer's selects are one LUT from flip-flops: the head
+        # (``head_ok``), or for an early-W client also ``idle_ok`` and its AW
+        # turn (its beat is taken only with its AW; without its ``aw.valid``
+        # no beat is taken and the data does not matter).  ``head_ok`` is 0
+        # while ``idle_ok`` is 1, so the selects stay one-hot.
+        data_select = Signal(width, name="w_data_select")
+        m.d.comb += data_select.eq(Cat(*(head_ok[i] | (idle_ok & aw_turn[i]) if early[i] else head_ok[i]
+                                         for i in range(width))))
         w_layout_width = self.data_width + self.data_width // 8 + 1
         offered = Signal(w_layout_width, name="w_offered")
         m.d.comb += offered.eq(_one_hot_mux(data_select, [c.w.payload.as_value() for c in self.write]))
@@ -266,10 +270,17 @@ class AxiMaster(wiring.Component):
         m.d.sync += order_valid.eq(order_valid_next)
         # The W channel's flip-flops of the next cycle, from the next state.
         m.d.sync += [
-            head_ok.eq(Mux(order_valid_next[0], order_next[0], 0)),
             idle_ok.eq(~order_valid_next[0] & ~awvalid_next),
-            data_select.eq(Mux(order_valid_next[0], order_next[0], aw_turn_next)),
         ]
+        # ``head_ok`` per client, written out so that it needs only that
+        # client's AW handshake (not whether any AW was granted): the entry
+        # after the head if the order shifts, else the head; with no such
+        # entry, the client's AW granted now (unless its burst is over now).
+        for i in range(width):
+            enters_i = order_push[i] & ~done_at_once if early[i] else order_push[i]
+            m.d.sync += head_ok[i].eq(Mux(last_taken,
+                                          Mux(order_valid[1], order[1][i], order_push[i]),
+                                          Mux(order_valid[0], order[0][i], enters_i)))
 
         # --- responses, routed by ID ---------------------------------------------
         # The master holds no response: routing R and B by ID is the only

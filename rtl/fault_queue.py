@@ -114,9 +114,10 @@ class FaultQueue(wiring.Component):
         record = Signal(FqRecord, name="fq_record")
         beat = Signal(range(beats + 1), name="fq_beat")
         writing = Signal(name="fq_writing")        # AW/W being sent or B awaited
-        # The memory port's valids, W data and ``last`` are flip-flops: W is
-        # the low beat of the record register, which shifts down one beat per
-        # accepted beat.
+        # The memory port's valids and ``last`` are flip-flops; W data is the
+        # beat of the record register chosen by ``beat`` (a flip-flop), so the
+        # record loads only while no write is in progress and the W handshake
+        # reaches only ``beat``, ``w_last`` and ``w_valid``.
         aw_valid = Signal(name="fq_aw_valid")
         w_valid = Signal(name="fq_w_valid")
         w_last = Signal(name="fq_w_last")
@@ -171,13 +172,16 @@ class FaultQueue(wiring.Component):
             self.mem.b.ready.eq(1),
         ]
         # One assignment of the whole beat (see rtl/page_request_queue.py).
-        m.d.comb += self.mem.w.p.eq(Cat(record.as_value()[:self.data_width],
-                                        Const(-1, self.data_width // 8), w_last))
+        w_data = Signal(self.data_width, name="fq_w_data")
+        with m.Switch(beat):
+            for k in range(beats):
+                with m.Case(k):
+                    m.d.comb += w_data.eq(record.as_value()[k * self.data_width:(k + 1) * self.data_width])
+        m.d.comb += self.mem.w.p.eq(Cat(w_data, Const(-1, self.data_width // 8), w_last))
         with m.If(aw_valid & self.mem.aw.ready):
             m.d.sync += aw_valid.eq(0)
         with m.If(self.mem.w.valid & self.mem.w.ready):
-            m.d.sync += [beat.eq(beat + 1), w_last.eq(beat == beats - 2),
-                         record.eq(record.as_value() >> self.data_width)]
+            m.d.sync += [beat.eq(beat + 1), w_last.eq(beat == beats - 2)]
             with m.If(w_last):
                 m.d.sync += w_valid.eq(0)
         # The write response is registered and acted on in the next cycle,
