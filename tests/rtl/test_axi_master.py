@@ -233,44 +233,58 @@ def test_single_beat_bursts_every_cycle(early):
     assert w_cycles == list(range(w_cycles[0], w_cycles[0] + 2 * count))
 
 
+async def _lone_burst(ctx, dut, client, beats, data, seen, check_cycle=None):
+    """Drive one burst of ``beats`` beats (data ``data``, ``data + 1``, ...) on
+    write client ``client`` and nothing else, with AWREADY and WREADY high, for
+    20 cycles; ``seen`` collects the cycles AWVALID and WVALID are high and the
+    W beats.  ``check_cycle(left_aw, left_w)``, if given, runs at the start of
+    each cycle."""
+    axi, port = dut.axi, dut.write[client]
+    ctx.set(axi.awready, 1)
+    ctx.set(axi.wready, 1)
+    left_aw, left_w = 1, beats
+    for cycle in range(20):
+        if check_cycle is not None:
+            check_cycle(left_aw, left_w)
+        ctx.set(port.aw.valid, left_aw > 0)
+        ctx.set(port.aw.p.addr, 0x1000 * (client + 1))
+        ctx.set(port.aw.p.len, beats - 1)
+        ctx.set(port.w.valid, left_w > 0)
+        ctx.set(port.w.p.data, data + beats - left_w)
+        ctx.set(port.w.p.last, left_w == 1)
+        taken_aw = left_aw > 0 and ctx.get(port.aw.ready)
+        taken_w = left_w > 0 and ctx.get(port.w.ready)
+        if ctx.get(axi.awvalid):
+            seen["aw"].append(cycle)
+        if ctx.get(axi.wvalid):
+            seen["w"].append(cycle)
+            seen["beats"].append((ctx.get(axi.wdata), ctx.get(axi.wlast)))
+        await ctx.tick()
+        left_aw -= taken_aw
+        left_w -= taken_w
+
+
+def _check_lone_burst(seen, beats, data, w_after_aw):
+    assert len(seen["aw"]) == 1 and seen["w"][0] == seen["aw"][0] + w_after_aw
+    assert seen["w"] == list(range(seen["w"][0], seen["w"][0] + beats))
+    assert seen["beats"] == [(data + k, k == beats - 1) for k in range(beats)]
+
+
 @pytest.mark.parametrize("beats", [1, 2])
 def test_idle_write_leaves_with_its_aw(beats):
     """With nothing in the W order, a client's first W beat reaches the port in
     the cycle its AW does (a single-beat store, e.g. a fence's AV store, is not
     a cycle later than its address), and the burst still goes out whole."""
     dut = AxiMaster(read_clients=1, write_clients=3, early_w_clients=(2,))
-    aw_cycle, w_cycles, w_beats = [], [], []
+    seen = {"aw": [], "w": [], "beats": []}
 
     async def bench(ctx):
-        axi = dut.axi
-        ctx.set(axi.awready, 1)
-        ctx.set(axi.wready, 1)
-        port = dut.write[2]
-        left_aw, left_w = 1, beats
-        for cycle in range(20):
-            ctx.set(port.aw.valid, left_aw > 0)
-            ctx.set(port.aw.p.addr, 0x3000)
-            ctx.set(port.aw.p.len, beats - 1)
-            ctx.set(port.w.valid, left_w > 0)
-            ctx.set(port.w.p.data, 0xA0 + beats - left_w)
-            ctx.set(port.w.p.last, left_w == 1)
-            taken_aw = left_aw > 0 and ctx.get(port.aw.ready)
-            taken_w = left_w > 0 and ctx.get(port.w.ready)
-            if ctx.get(axi.awvalid):
-                aw_cycle.append(cycle)
-            if ctx.get(axi.wvalid):
-                w_cycles.append(cycle)
-                w_beats.append((ctx.get(axi.wdata), ctx.get(axi.wlast)))
-            await ctx.tick()
-            left_aw -= taken_aw
-            left_w -= taken_w
+        await _lone_burst(ctx, dut, 2, beats, 0xA0, seen)
         # The W order is empty again: a later burst of another client goes first.
         assert not ctx.get(dut.write[0].w.ready)
 
     _sim(dut, bench, cycles=30)
-    assert len(aw_cycle) == 1 and w_cycles[0] == aw_cycle[0]
-    assert w_cycles == list(range(w_cycles[0], w_cycles[0] + beats))
-    assert w_beats == [(0xA0 + k, k == beats - 1) for k in range(beats)]
+    _check_lone_burst(seen, beats, 0xA0, w_after_aw=0)
 
 
 @pytest.mark.parametrize("beats", [1, 2])
@@ -280,39 +294,23 @@ def test_w_ready_is_registered_for_other_clients(beats):
     W output register), and its lone burst's first beat reaches the port one
     cycle after its AW."""
     dut = AxiMaster(read_clients=1, write_clients=3, early_w_clients=(2,))
-    aw_cycle, w_cycles, w_beats = [], [], []
+    seen = {"aw": [], "w": [], "beats": []}
 
     async def bench(ctx):
-        axi = dut.axi
-        port = dut.write[1]
-        left_aw, left_w = 1, beats
-        for cycle in range(20):
+        axi, port = dut.axi, dut.write[1]
+
+        def same_with_inputs_low_and_high(left_aw, left_w):
             # w.ready read with every same-cycle input but wready low, then
             # high: no change.
-            ctx.set(axi.wready, 1)
+            readings = []
             for level in (0, 1):
                 ctx.set(axi.awready, level)
                 ctx.set(port.aw.valid, level and left_aw > 0)
                 ctx.set(port.w.valid, level and left_w > 0)
-                if level == 0:
-                    ready_low = ctx.get(port.w.ready)
-            assert ctx.get(port.w.ready) == ready_low
-            ctx.set(port.aw.p.addr, 0x2000)
-            ctx.set(port.aw.p.len, beats - 1)
-            ctx.set(port.w.p.data, 0xB0 + beats - left_w)
-            ctx.set(port.w.p.last, left_w == 1)
-            taken_aw = left_aw > 0 and ctx.get(port.aw.ready)
-            taken_w = left_w > 0 and ctx.get(port.w.ready)
-            if ctx.get(axi.awvalid):
-                aw_cycle.append(cycle)
-            if ctx.get(axi.wvalid):
-                w_cycles.append(cycle)
-                w_beats.append((ctx.get(axi.wdata), ctx.get(axi.wlast)))
-            await ctx.tick()
-            left_aw -= taken_aw
-            left_w -= taken_w
+                readings.append(ctx.get(port.w.ready))
+            assert readings[0] == readings[1]
+
+        await _lone_burst(ctx, dut, 1, beats, 0xB0, seen, same_with_inputs_low_and_high)
 
     _sim(dut, bench, cycles=30)
-    assert len(aw_cycle) == 1 and w_cycles[0] == aw_cycle[0] + 1
-    assert w_cycles == list(range(w_cycles[0], w_cycles[0] + beats))
-    assert w_beats == [(0xB0 + k, k == beats - 1) for k in range(beats)]
+    _check_lone_burst(seen, beats, 0xB0, w_after_aw=1)
