@@ -224,7 +224,9 @@ class CommandQueue(wiring.Component):
         fetch_inc = Signal(_INDEX_BITS, init=1)         # fetch_idx + 1 (masked)
         # Registered: cqb (and so the size) changes only while the queue is off.
         mask = Signal(_INDEX_BITS, init=1)
-        m.d.sync += mask.eq(((Const(2, _INDEX_BITS + 1) << regs.log2sz_1) - 1)[:_INDEX_BITS])
+        # Bit i is set when i <= LOG2SZ-1: each bit a compare of the field with
+        # a constant (one LUT), not a shift and a subtraction.
+        m.d.sync += mask.eq(Cat(Const(1, 1), *(regs.log2sz_1 >= i for i in range(1, _INDEX_BITS))))
         run = Signal()              # enabled, on and not stopped, as of last cycle
         failed = Signal()           # an error was raised last cycle (pulsed this one)
         set_cqmf, set_cmd_ill, set_fence_w_ip = Signal(), Signal(), Signal()
@@ -242,6 +244,10 @@ class CommandQueue(wiring.Component):
         st_exec = Signal(init=1)    # executing the command at the head of the buffer
         st_drain = Signal()         # IOFENCE.PD waiting for pr_retired
         st_store = Signal()         # IOFENCE AV store issued, waiting for its response
+        # Its complement as a flip-flop of its own, for the terms that meet the
+        # store's answer in cqh's enable and the error pulses: synthesis cannot
+        # build those on the ``st_store & b.valid`` that the state uses.
+        st_store_n = Signal(init=1)
         st_inval = Signal()         # IODIR.INVAL_DDT offered on ``inval``
         # run & st_exec & "the buffer holds a command" (ready), together with
         # the response entries' room, as a two-bit level (see _NEED_INVAL):
@@ -268,7 +274,11 @@ class CommandQueue(wiring.Component):
         ar = self.fetch.ar
         ar_valid = Signal()
         m.d.comb += ar.valid.eq(ar_valid)
-        can_take_ar = ~ar_valid | ar.ready
+        # ``~ar_valid`` as a flip-flop of its own for the address register's
+        # enable, so the valid's and pending's next values are not built on
+        # that enable (each is one LUT of ``ready``).
+        ar_free = Signal(init=1)
+        can_take_ar = ar_free | ar.ready
         # A fetch issued while the read command is stalled waits in
         # ``ar_pending`` (its index is ``fetch_prev``), so whether to issue is
         # decided from registers alone: the memory port's ``ready`` only moves
@@ -311,11 +321,15 @@ class CommandQueue(wiring.Component):
                 ar.payload.addr.eq(fetch_addr),
                 ar.payload.len.eq(beats - 1),
                 ar.payload.size.eq(bytes_per_beat.bit_length() - 1),
-                ar_valid.eq(ar_pending | issue),
-                ar_pending.eq(0),
             ]
-        with m.Elif(issue):
-            m.d.sync += ar_pending.eq(1)
+        # Each one LUT of the read command's ``ready`` (no reset or enable
+        # made of it): a stalled command stays, a fetch issued meanwhile waits.
+        stalled = ar_valid & ~ar.ready
+        m.d.sync += [
+            ar_valid.eq(stalled | ar_pending | issue),
+            ar_free.eq(~stalled & ~ar_pending & ~issue),
+            ar_pending.eq(stalled & (ar_pending | issue)),
+        ]
         with m.If(flush):
             m.d.sync += [fetch_idx.eq(head), fetch_inc.eq(head_inc)]
         with m.Elif(issue):
@@ -436,14 +450,6 @@ class CommandQueue(wiring.Component):
         # still to arrive after this cycle is a choice between two registers
         # (modulo 2**width: it is all ones while nothing is outstanding).
         outstanding_less = Signal(len(outstanding), init=-1)
-        still_to_arrive = Mux(burst_done, outstanding_less, outstanding)[:len(outstanding)]
-        with m.If(issue & ~burst_done):
-            m.d.sync += [outstanding.eq(outstanding + 1), outstanding_less.eq(outstanding)]
-        with m.Elif(~issue & burst_done):
-            m.d.sync += [outstanding.eq(outstanding_less), outstanding_less.eq(outstanding_less - 1)]
-
-        with m.If(burst_done & discarding):
-            m.d.sync += discard.eq(discard - 1)
         m.d.comb += [buffer.w_data.eq(word),
                      buffer.w_flags_en.eq(late_write), buffer.w_flags.eq(arriving)]
 
@@ -554,7 +560,11 @@ class CommandQueue(wiring.Component):
         to_store = (level == 3) & head_cmd.store
         drain_abandon = st_drain & ~run
         drain_done = st_drain & run & pd_reached
-        m.d.comb += store_answered.eq(st_store & b.valid)
+        # The store's answer as a net of its own (the AXI master's decode of
+        # its B channel), so none of the logic below is folded into it.
+        b_valid, stmt_bv = _kept(b.valid, "store_b_valid")
+        m.d.comb += stmt_bv
+        m.d.comb += store_answered.eq(st_store & b_valid)
         # The decision from registers as one net, the AXI master's ready
         # joins in the last LUT.
         start_store, stmt_start = _kept(to_store | (drain_done & fence_av), "start_store")
@@ -577,42 +587,45 @@ class CommandQueue(wiring.Component):
         # cqh on completion.
         # The AV store's state and answer code as one kept net, so ``b.valid``
         # reaches cqh's load enable through one LUT.
-        store_passes, stmt_passes = _kept(st_store & (b.payload.resp == 0), "store_passes")
+        store_passes, stmt_passes = _kept(~st_store_n & (b.payload.resp == 0), "store_passes")
         m.d.comb += stmt_passes
-        store_passes_wsi, stmt_pw = _kept(st_store & (b.payload.resp == 0) & fence_wsi, "store_passes_wsi")
+        store_passes_wsi, stmt_pw = _kept(~st_store_n & (b.payload.resp == 0) & fence_wsi, "store_passes_wsi")
         m.d.comb += stmt_pw
         drain_adv, stmt_drain = _kept(drain_done & ~fence_av, "drain_adv")
-        # cqh's load enable: the terms from registers as one net, ``exec_adv``
-        # and the store's answer (one LUT of the AXI master's B channel) join
-        # in the last LUT, not kept, so synthesis may fold the flip-flops'
-        # reset into it.
-        head_moves, stmt_moves = _kept(restart | drain_adv, "head_moves")
-        store_adv, stmt_sa = _kept(b.valid & st_store & (b.payload.resp == 0), "store_adv")
-        m.d.comb += [stmt_drain, stmt_moves, stmt_sa]
-        head_ce = exec_adv | head_moves | store_adv
+        # cqh's load enable: the terms of registers (``exec_adv`` included) as
+        # one net; ``b.valid`` joins with the store's state and answer code
+        # (``store_passes``, one net of registers) in the last LUT, not kept,
+        # so synthesis may fold the flip-flops' reset into it.
+        head_moves, stmt_moves = _kept(exec_adv | restart | drain_adv, "head_moves")
+        m.d.comb += [stmt_drain, stmt_moves]
+        head_ce = head_moves | (b_valid & store_passes)
         with m.If(head_ce):
             m.d.sync += [head.eq(Mux(restart, 0, head_inc)),
                          head_inc.eq(Mux(restart, 1, (head_inc + 1)[:_INDEX_BITS] & mask))]
         with m.If(restart):
             m.d.sync += [fetch_idx.eq(0), fetch_inc.eq(1)]
 
-        # The AV store's state and a non-OKAY answer as one net (b.valid joins
+        # The AV store's state and a non-OKAY answer as one net (b_valid joins
         # in the last LUT).
-        store_fails, stmt_fails = _kept(st_store & (b.payload.resp != 0), "store_fails")
+        store_fails, stmt_fails = _kept(~st_store_n & (b.payload.resp != 0), "store_fails")
         m.d.comb += stmt_fails
         fail_exec, stmt_fe = _kept(fail_mf | fail_ill, "fail_exec")
         m.d.comb += stmt_fe
-        fail_now = fail_exec | (b.valid & store_fails)
+        fail_now = fail_exec | (b_valid & store_fails)
         m.d.sync += [
-            set_cqmf.eq(fail_mf | (b.valid & store_fails)),
+            set_cqmf.eq(fail_mf | (b_valid & store_fails)),
             set_cmd_ill.eq(fail_ill),
             set_fence_w_ip.eq(((level == 3) & head_cmd.wsi_now)
-                              | (drain_adv & fence_wsi) | (b.valid & store_passes_wsi)),
+                              | (drain_adv & fence_wsi) | (b_valid & store_passes_wsi)),
             failed.eq(fail_now),
         ]
 
-        ready_stays = (run & st_exec & regs.enable & on & ~regs.status.cqmf
-                       & ~regs.status.cmd_ill & ~failed)
+        # Whether execution goes on next cycle: this block's registers here,
+        # the register file's bits (``regs_stay``) in the room terms below.
+        ready_stays = run & st_exec & ~failed
+        regs_stay, stmt_rs = _kept(regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill,
+                                   "regs_stay")
+        m.d.comb += stmt_rs
         # Execution leaves Exec on an error, an INVAL_DDT or a fence that waits.
         leaves, stmt_leaves = _kept((ready & head_cmd.stops) | ((level == 3) & head_cmd.waits), "leaves")
         m.d.comb += stmt_leaves
@@ -626,7 +639,7 @@ class CommandQueue(wiring.Component):
         consumes = popping
         next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
                      | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
-                     | (st_store & b.valid) | (st_inval & inval.ready))
+                     | (st_store & b_valid) | (st_inval & inval.ready))
         # A failed store stops the queue a cycle later than a failed command
         # (through ``failed``); nothing runs meanwhile: execution is not back
         # in Exec and no fetch was allowed for that cycle.
@@ -635,7 +648,8 @@ class CommandQueue(wiring.Component):
         m.d.sync += [
             st_exec.eq(next_exec),
             st_drain.eq(to_drain | (st_drain & ~drain_abandon & ~drain_done)),
-            st_store.eq(start_store | (st_store & ~b.valid)),
+            st_store.eq(start_store | (st_store & ~b_valid)),
+            st_store_n.eq(~start_store & ~(st_store & ~b_valid)),
             st_inval.eq(go_inval | (st_inval & ~inval.ready)),
             run.eq(next_run),
             # Back to Exec from another state, it acts a cycle later; staying in
@@ -644,17 +658,20 @@ class CommandQueue(wiring.Component):
         # Whether a command is at the head next, and the room next worked out
         # for both values of ``resp.ready`` (it joins in the last LUT; with no
         # response held it does not matter): level[1] is "not full", level[0]
-        # "full or none held" (see _NEED_INVAL).
+        # "full or none held" (see _NEED_INVAL).  The register file's bits
+        # join in the room terms (each one LUT of ``regs_stay`` and registers).
         next_head, stmt_nh = _kept(~leaves & Mux(consumes, head_if_pop, head_if_idle), "next_head")
-        stays_nf, stmt_a = _kept(~(resp_full | (resp_valid & push)), "stays_not_full")
-        room_taken, stmt_b = _kept(~push & ~resp_full, "room_taken")
-        room_kept, stmt_c = _kept(resp_full | (resp_valid & push) | (~push & ~resp_valid), "room_kept")
-        m.d.comb += [stmt_nh, stmt_a, stmt_b, stmt_c]
+        stays_nf, stmt_a = _kept(regs_stay & ~(resp_full | (resp_valid & push)), "stays_not_full")
+        held_stays, stmt_h = _kept(regs_stay & resp_valid, "held_stays")
+        room_taken, stmt_b = _kept(regs_stay & ~push & ~resp_full, "room_taken")
+        room_kept, stmt_c = _kept(regs_stay & (resp_full | (resp_valid & push) | (~push & ~resp_valid)),
+                                  "room_kept")
+        m.d.comb += [stmt_nh, stmt_a, stmt_h, stmt_b, stmt_c]
         # Each bit one LUT with ``resp.ready`` (kept, so it is not built on
         # a shared select).
         level_next = Signal(2, attrs={"keep": 1})
         m.d.comb += [
-            level_next[1].eq(next_head & (stays_nf | (resp_valid & resp.ready))),
+            level_next[1].eq(next_head & (stays_nf | (held_stays & resp.ready))),
             level_next[0].eq(next_head & ((resp.ready & room_taken) | (~resp.ready & room_kept))),
         ]
         m.d.sync += level.eq(level_next)
@@ -672,12 +689,27 @@ class CommandQueue(wiring.Component):
                 m.d.comb += step.eq(-1)
             with m.Case(0b110):
                 m.d.comb += step.eq(-2)
-        with m.If(flush):
-            # Everything not yet arrived belongs to the dropped prefetch; the
-            # buffer is emptied.  (No issue while flushing.)
-            m.d.sync += [discard.eq(still_to_arrive), reserved.eq(still_to_arrive)]
-        with m.Else():
-            m.d.sync += reserved.eq((reserved + step)[:len(reserved)])
+        # The burst counts: each next value is worked out from registers for
+        # both values of ``burst_done`` (kept), which selects in the last LUT.
+        # On a flush everything not yet arrived belongs to the dropped
+        # prefetch; the buffer is emptied.  (No issue while flushing.)
+        width = len(outstanding)
+        after_step = (reserved + step)[:width]
+        counts = [
+            (outstanding, Mux(issue, outstanding, outstanding_less),
+             Mux(issue, (outstanding + 1)[:width], outstanding)),
+            (outstanding_less, Mux(issue, outstanding_less, (outstanding_less - 1)[:width]),
+             Mux(issue, outstanding, outstanding_less)),
+            (discard, Mux(flush, outstanding_less, Mux(discarding, (discard - 1)[:width], discard)),
+             Mux(flush, outstanding, discard)),
+            (reserved, Mux(flush, outstanding_less, after_step),
+             Mux(flush, outstanding, after_step)),
+        ]
+        for count, if_done, if_not in counts:
+            done_value, stmt_d = _kept(if_done, f"{count.name}_if_done")
+            idle_value, stmt_i = _kept(if_not, f"{count.name}_if_idle")
+            m.d.comb += [stmt_d, stmt_i]
+            m.d.sync += count.eq(Mux(burst_done, done_value, idle_value))
 
         # cqon: up at once on enable; down only once nothing issued is
         # outstanding (``run`` covers a fetch issued in the cycle cqen drops).
@@ -731,9 +763,9 @@ class _PrefetchBuffer(wiring.Component):
         r_ptr = Signal(ptr_bits, reset_less=True)   # the entry after the head
         r_inc = Signal(ptr_bits, init=1, reset_less=True)
         # Entries (counted) in the memory behind the head: a register, kept
-        # with ``more`` (two or more, from the pointers and ``stored``).
+        # with the pointers (two or more when they differ as well).
         stored = Signal()
-        more = stored & _differ(m, wf_ptr, r_inc, "more")
+        differs = _differ(m, wf_ptr, r_inc, "more")
         # The load: into empty read registers (from registers), or with a pop.
         fills, stmt_fills = _kept(~self.flush & stored & ~self.have & ~self.hold, "fills")
         load, stmt_load = _kept(fills | (stored & self.pop_load), "load")
@@ -749,24 +781,33 @@ class _PrefetchBuffer(wiring.Component):
             rf_port.addr.eq(r_ptr), rf_port.en.eq(load), self.r_flags.eq(rf_port.data),
             self.stored.eq(stored),
         ]
-        # stored' = ~flush & (w_flags_en | (load ? more : stored)), for both
+        # stored' = ~flush & (w_flags_en | (load ? more : stored)), where
+        # ``more`` (two or more entries) is stored & the pointers differ, for both
         # values of pop_load (fills and pop_load never meet: one needs ``have``,
         # the other not; a pop never comes with ``flush``), so the pop joins in
         # the last LUT.
+        # Worked out as well for both values of the pointer compare (two LUT
+        # levels), which joins in the last LUT too:
+        # if_idle = written | (~flush & stored & (have | hold | differs)).
         written = ~self.flush & self.w_flags_en
-        if_pop, stmt_ip = _kept(written | more, "stored_if_pop")
-        if_idle, stmt_ii = _kept(written | (~self.flush & Mux(fills, more, stored)), "stored_if_idle")
-        m.d.comb += [stmt_ip, stmt_ii]
-        m.d.sync += stored.eq(Mux(self.pop_load, if_pop, if_idle))
+        base_idle, stmt_bi = _kept(~self.flush & (self.w_flags_en | (stored & (self.have | self.hold))),
+                                   "stored_base_idle")
+        m.d.comb += stmt_bi
+        if_differs, stmt_id = _kept(Mux(self.pop_load, written | stored, base_idle | (~self.flush & stored)),
+                                    "stored_if_differs")
+        if_same, stmt_is = _kept(Mux(self.pop_load, written, base_idle), "stored_if_same")
+        m.d.comb += [stmt_id, stmt_is]
+        m.d.sync += stored.eq(Mux(differs, if_differs, if_same))
         with m.If(self.flush):
             m.d.sync += [wf_ptr.eq(r_ptr), wf_inc.eq(r_inc)]
         with m.Elif(self.w_flags_en):
             m.d.sync += [wf_ptr.eq(wf_inc), wf_inc.eq(wf_inc + 1)]
         with m.If(load):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
-        # have' = ~flush & (load | (have & ~pop)), with the terms of registers
-        # (one LUT each) apart from those of the pop (never with ``flush``).
-        keeps, stmt_keeps = _kept(~self.flush & self.have, "keeps")
-        m.d.comb += stmt_keeps
-        m.d.sync += self.have.eq(fills | (keeps & ~self.pop) | (stored & self.pop_load))
+        # have' = ~flush & (load | (have & ~pop)).  Without a pop that is one
+        # LUT of registers; a pop (only while ``have``, never with ``flush``)
+        # keeps it only with ``pop_load``.
+        have_idle, stmt_hi = _kept(~self.flush & (self.have | (stored & ~self.hold)), "have_if_idle")
+        m.d.comb += stmt_hi
+        m.d.sync += self.have.eq(Mux(self.pop, stored & self.pop_load, have_idle))
         return m
