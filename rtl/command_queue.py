@@ -82,9 +82,18 @@ def _differ(m, a, b, name):
     return sig
 
 
-def _any_reserved(view, layout):
-    bits = [Value.cast(view[name]).any() for name in reserved_field_names(layout)]
-    return Cat(*bits).any()
+def _or_tree(m, bits, name):
+    """OR of ``bits`` (1-bit values): kept nodes of four inputs, the root (at
+    most four inputs) left to join its consumer's LUT."""
+    level = 0
+    while len(bits) > 4:
+        nodes = []
+        for k in range(0, len(bits), 4):
+            sig, stmt = _kept(Cat(*bits[k:k + 4]).any(), f"{name}_or{level}_{k // 4}")
+            m.d.comb += stmt
+            nodes.append(sig)
+        bits, level = nodes, level + 1
+    return Cat(*bits).any() if bits else Const(0, 1)
 
 
 class CommandQueue(wiring.Component):
@@ -259,10 +268,15 @@ class CommandQueue(wiring.Component):
         # --- prefetch buffer ----------------------------------------------------------
         # Emptied whenever the queue does not run, so execution never sees a
         # stale command.
-        flush = ~run
+        # ~run as a flip-flop of its own (``run`` feeds the execution
+        # decisions, this the buffer and the fetch bookkeeping).
+        flush = Signal(init=1)
         m.submodules.buffer = buffer = _PrefetchBuffer(
             width=_COMMAND_BITS, flags=_CommandFlags.size, depth=depth)
-        m.d.comb += [buffer.flush.eq(flush), buffer.hold.eq(~st_exec)]
+        # ``hold`` is ~st_exec as a flip-flop of its own, so the buffer's load
+        # is not built on terms it would share with the execution decisions.
+        hold = Signal()
+        m.d.comb += [buffer.flush.eq(flush), buffer.hold.eq(hold)]
 
         count_shape = unsigned((2 * depth).bit_length())
         outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
@@ -299,6 +313,7 @@ class CommandQueue(wiring.Component):
         # cqt as a register here (software's moves are seen a cycle late).
         tail = Signal(_INDEX_BITS)
         m.d.sync += tail.eq(regs.sw_index[:_INDEX_BITS])
+        next_run = Signal()
         m.d.sync += [
             issue_ok_after.eq(run & ~store_answered & _differ(m, fetch_inc, tail, "after_differs")
                               & Mux(issued, reserved < depth - 2, reserved < depth - 1)),
@@ -340,19 +355,46 @@ class CommandQueue(wiring.Component):
         # (a reserved field, a too-wide address, a nonzero PID) or a header
         # compare within the first beat, so the first beat's part is
         # registered and only the last beat's bits are decoded in its cycle.
-        def decode_parts(w):
-            fence, inval, prgr = IofenceCmd(w), InvalDdtCmd(w), PrgrCmd(w)
-            # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
-            return {
-                "fence_bad": (_any_reserved(fence, IofenceCmd)
-                              | Value.cast(fence.addr)[self.addr_width - 2:].any()),
-                "inval_bad": _any_reserved(inval, InvalDdtCmd) | Value.cast(inval.pid).any(),
-                "inval_dv": Value.cast(inval.dv),
-                "inval_did_wide": Value.cast(inval.did)[DDT_INDEX_BITS:].any(),
-                "prgr_bad": _any_reserved(prgr, PrgrCmd),
-                "fence_av": Value.cast(fence.av),
-                "fence_wsi": Value.cast(fence.wsi),
+        # Each part is an OR over command bits, built as a tree of kept
+        # 4-input nodes on the bits of the beat at hand (``bits``: for each
+        # bit of the command its position in this beat, None where not in
+        # it), with ``also`` (the first beat's part) at its root.  A whole
+        # aligned nibble of the beat is one node shared by every part.
+        beat_data = self.fetch.r.payload.data
+        nibble_nodes = {}
+
+        def beat_terms(positions):
+            rest, terms = set(positions), []
+            for j in range(self.data_width // 4):
+                nibble = set(range(4 * j, 4 * j + 4))
+                if nibble <= rest:
+                    if j not in nibble_nodes:
+                        sig, stmt = _kept(beat_data[4 * j:4 * j + 4].any(), f"beat_or_{j}")
+                        m.d.comb += stmt
+                        nibble_nodes[j] = sig
+                    terms.append(nibble_nodes[j])
+                    rest -= nibble
+            return terms + [beat_data[p] for p in sorted(rest)]
+
+        def decode_parts(bits, name, also=None):
+            def field(layout, field_name, skip=0):
+                f = data.Layout.cast(layout)[field_name]
+                return [b for b in bits[f.offset + skip:f.offset + f.width] if b is not None]
+
+            def reserved(layout):
+                return [b for n in reserved_field_names(layout) for b in field(layout, n)]
+            terms = {
+                # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
+                "fence_bad": reserved(IofenceCmd) + field(IofenceCmd, "addr", self.addr_width - 2),
+                "inval_bad": reserved(InvalDdtCmd) + field(InvalDdtCmd, "pid"),
+                "inval_dv": field(InvalDdtCmd, "dv"),
+                "inval_did_wide": field(InvalDdtCmd, "did", DDT_INDEX_BITS),
+                "prgr_bad": reserved(PrgrCmd),
+                "fence_av": field(IofenceCmd, "av"),
+                "fence_wsi": field(IofenceCmd, "wsi"),
             }
+            return {k: _or_tree(m, beat_terms(v) + ([also[k]] if also else []), f"{name}_{k}")
+                    for k, v in terms.items()}
 
         def decode_header(w):
             hdr = CommandHeader(w)
@@ -366,16 +408,19 @@ class CommandQueue(wiring.Component):
         r = self.fetch.r
         m.d.comb += r.ready.eq(1)
         burst_done = Signal()
+        last_beat = Signal()        # a beat arriving now is the last of its burst
         word = Signal(_COMMAND_BITS)
         word_fault = Signal()
         beat_fault = r.payload.resp != 0
         if beats == 1:
             m.d.comb += [
                 burst_done.eq(r.valid),
+                last_beat.eq(1),
                 word.eq(r.payload.data),
                 word_fault.eq(beat_fault),
             ]
-            parts_now = {("hi", k): v for k, v in decode_parts(word).items()}
+            data_bits = list(range(self.data_width))
+            parts_now = {("hi", k): v for k, v in decode_parts(data_bits, "beat").items()}
             parts_now.update({("kind", k): v for k, v in decode_header(word).items()})
         else:
             header = data.Layout.cast(CommandHeader)
@@ -385,10 +430,13 @@ class CommandQueue(wiring.Component):
             low = Signal(self.data_width * (beats - 1))
             low_fault = Signal()
             first = Cat(r.payload.data, Const(0, _COMMAND_BITS - self.data_width))
-            first_parts = decode_parts(first)
+            data_bits = list(range(self.data_width))
+            blank = [None] * (_COMMAND_BITS - self.data_width)
+            first_parts = decode_parts(data_bits + blank, "first")
             first_kind = decode_header(first)
             low_parts = {k: Signal(name=f"low_{k}") for k in first_parts}
             low_kind = {k: Signal(name=f"low_is_{k}") for k in first_kind}
+            m.d.comb += last_beat.eq(beat == beats - 1)
             with m.If(r.valid):
                 with m.If(beat == beats - 1):
                     m.d.sync += [beat.eq(0), low_fault.eq(0)]
@@ -403,9 +451,7 @@ class CommandQueue(wiring.Component):
                         m.d.sync += [low_parts[k].eq(v) for k, v in first_parts.items()]
                         m.d.sync += [low_kind[k].eq(v) for k, v in first_kind.items()]
             assert beats == 2, "a command is at most two beats"
-            last = Cat(Const(0, _COMMAND_BITS - self.data_width), r.payload.data)
-            parts_now = {("hi", k): v for k, v in decode_parts(last).items()}
-            parts_now.update({("lo", k): v for k, v in low_parts.items()})
+            parts_now = {("hi", k): v for k, v in decode_parts(blank + data_bits, "last", low_parts).items()}
             parts_now.update({("kind", k): v for k, v in low_kind.items()})
             m.d.comb += [
                 word.eq(Cat(low, r.payload.data)),
@@ -421,8 +467,7 @@ class CommandQueue(wiring.Component):
         m.d.sync += [late_parts[key].eq(v) for key, v in parts_now.items()]
         m.d.sync += [late_fault.eq(word_fault), late_write.eq(burst_done & ~discarding & ~flush)]
         kind = {k: late_parts[("kind", k)] for k in ("fence_c", "fence_pd", "inval", "prgr")}
-        parts = {k: late_parts[key] | late_parts.get(("lo", k), 0)
-                 for (half, k), key in ((key, key) for key in late_parts) if half == "hi"}
+        parts = {k: v for (half, k), v in late_parts.items() if half == "hi"}
         word_fault = late_fault
         legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
         legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
@@ -589,16 +634,16 @@ class CommandQueue(wiring.Component):
         # reaches cqh's load enable through one LUT.
         store_passes, stmt_passes = _kept(~st_store_n & (b.payload.resp == 0), "store_passes")
         m.d.comb += stmt_passes
-        store_passes_wsi, stmt_pw = _kept(~st_store_n & (b.payload.resp == 0) & fence_wsi, "store_passes_wsi")
+        store_passes_wsi, stmt_pw = _kept(st_store & (b.payload.resp == 0) & fence_wsi, "store_passes_wsi")
         m.d.comb += stmt_pw
         drain_adv, stmt_drain = _kept(drain_done & ~fence_av, "drain_adv")
-        # cqh's load enable: the terms of registers (``exec_adv`` included) as
-        # one net; ``b.valid`` joins with the store's state and answer code
-        # (``store_passes``, one net of registers) in the last LUT, not kept,
-        # so synthesis may fold the flip-flops' reset into it.
-        head_moves, stmt_moves = _kept(exec_adv | restart | drain_adv, "head_moves")
+        # cqh's load enable: ``exec_adv`` (one LUT), the other terms of
+        # registers as one net and ``b.valid`` with the store's state and
+        # answer code (``store_passes``, one net of registers) join in the
+        # last LUT, not kept, so synthesis may fold the flip-flops' reset into it.
+        head_moves, stmt_moves = _kept(restart | (drain_done & ~fence_av), "head_moves")
         m.d.comb += [stmt_drain, stmt_moves]
-        head_ce = head_moves | (b_valid & store_passes)
+        head_ce = exec_adv | head_moves | (b_valid & store_passes)
         with m.If(head_ce):
             m.d.sync += [head.eq(Mux(restart, 0, head_inc)),
                          head_inc.eq(Mux(restart, 1, (head_inc + 1)[:_INDEX_BITS] & mask))]
@@ -643,15 +688,17 @@ class CommandQueue(wiring.Component):
         # A failed store stops the queue a cycle later than a failed command
         # (through ``failed``); nothing runs meanwhile: execution is not back
         # in Exec and no fetch was allowed for that cycle.
-        next_run = (regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill
-                    & ~fail_mf & ~fail_ill & ~failed)
+        m.d.comb += next_run.eq(regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill
+                                & ~fail_mf & ~fail_ill & ~failed)
         m.d.sync += [
             st_exec.eq(next_exec),
+            hold.eq(~next_exec),
             st_drain.eq(to_drain | (st_drain & ~drain_abandon & ~drain_done)),
             st_store.eq(start_store | (st_store & ~b_valid)),
             st_store_n.eq(~start_store & ~(st_store & ~b_valid)),
             st_inval.eq(go_inval | (st_inval & ~inval.ready)),
             run.eq(next_run),
+            flush.eq(~next_run),
             # Back to Exec from another state, it acts a cycle later; staying in
             # Exec, no store can fail (so fail_now is fail_mf | fail_ill here).
         ]
@@ -690,7 +737,8 @@ class CommandQueue(wiring.Component):
             with m.Case(0b110):
                 m.d.comb += step.eq(-2)
         # The burst counts: each next value is worked out from registers for
-        # both values of ``burst_done`` (kept), which selects in the last LUT.
+        # a beat arriving (the last of its burst or not) and for none (kept),
+        # and ``r.valid`` selects in the last LUT.
         # On a flush everything not yet arrived belongs to the dropped
         # prefetch; the buffer is emptied.  (No issue while flushing.)
         width = len(outstanding)
@@ -706,10 +754,10 @@ class CommandQueue(wiring.Component):
              Mux(flush, outstanding, after_step)),
         ]
         for count, if_done, if_not in counts:
-            done_value, stmt_d = _kept(if_done, f"{count.name}_if_done")
+            beat_value, stmt_d = _kept(Mux(last_beat, if_done, if_not), f"{count.name}_if_beat")
             idle_value, stmt_i = _kept(if_not, f"{count.name}_if_idle")
             m.d.comb += [stmt_d, stmt_i]
-            m.d.sync += count.eq(Mux(burst_done, done_value, idle_value))
+            m.d.sync += count.eq(Mux(r.valid, beat_value, idle_value))
 
         # cqon: up at once on enable; down only once nothing issued is
         # outstanding (``run`` covers a fetch issued in the cycle cqen drops).
