@@ -82,18 +82,17 @@ def _differ(m, a, b, name):
     return sig
 
 
-def _or_tree(m, bits, name):
-    """OR of ``bits`` (1-bit values): kept nodes of four inputs, the root (at
-    most four inputs) left to join its consumer's LUT."""
-    level = 0
-    while len(bits) > 4:
-        nodes = []
-        for k in range(0, len(bits), 4):
-            sig, stmt = _kept(Cat(*bits[k:k + 4]).any(), f"{name}_or{level}_{k // 4}")
-            m.d.comb += stmt
-            nodes.append(sig)
-        bits, level = nodes, level + 1
-    return Cat(*bits).any() if bits else Const(0, 1)
+def _or_groups(m, terms, name):
+    """``terms`` (1-bit values) in groups of four, each ORed in a kept node:
+    their OR is the OR of the nodes (a single term stays as it is)."""
+    if len(terms) <= 1:
+        return list(terms)
+    nodes = []
+    for k in range(0, len(terms), 4):
+        sig, stmt = _kept(Cat(*terms[k:k + 4]).any(), f"{name}_or{k // 4}")
+        m.d.comb += stmt
+        nodes.append(sig)
+    return nodes
 
 
 class CommandQueue(wiring.Component):
@@ -279,7 +278,7 @@ class CommandQueue(wiring.Component):
         m.d.comb += [buffer.flush.eq(flush), buffer.hold.eq(hold)]
 
         count_shape = unsigned((2 * depth).bit_length())
-        outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
+        outstanding = Signal(count_shape)      # bursts issued (a cycle late), last beat not yet seen
         discard = Signal(count_shape)          # of those, how many to throw away
         discarding = Signal()
         m.d.comb += discarding.eq(discard != 0)
@@ -355,11 +354,12 @@ class CommandQueue(wiring.Component):
         # (a reserved field, a too-wide address, a nonzero PID) or a header
         # compare within the first beat, so the first beat's part is
         # registered and only the last beat's bits are decoded in its cycle.
-        # Each part is an OR over command bits, built as a tree of kept
-        # 4-input nodes on the bits of the beat at hand (``bits``: for each
-        # bit of the command its position in this beat, None where not in
-        # it), with ``also`` (the first beat's part) at its root.  A whole
-        # aligned nibble of the beat is one node shared by every part.
+        # Each part is an OR over command bits, kept as groups of at most 16
+        # bits of the beat at hand (``bits``: for each bit of the command its
+        # position in this beat, None where not in it), two LUT levels each,
+        # with ``also`` (the first beat's part) as one more; the groups are
+        # registered and ORed a cycle later.  A whole aligned nibble of the
+        # beat is one node shared by every part.
         beat_data = self.fetch.r.payload.data
         nibble_nodes = {}
 
@@ -393,7 +393,7 @@ class CommandQueue(wiring.Component):
                 "fence_av": field(IofenceCmd, "av"),
                 "fence_wsi": field(IofenceCmd, "wsi"),
             }
-            return {k: _or_tree(m, beat_terms(v) + ([also[k]] if also else []), f"{name}_{k}")
+            return {k: _or_groups(m, beat_terms(v), f"{name}_{k}") + ([also[k]] if also else [])
                     for k, v in terms.items()}
 
         def decode_header(w):
@@ -421,7 +421,7 @@ class CommandQueue(wiring.Component):
             ]
             data_bits = list(range(self.data_width))
             parts_now = {("hi", k): v for k, v in decode_parts(data_bits, "beat").items()}
-            parts_now.update({("kind", k): v for k, v in decode_header(word).items()})
+            parts_now.update({("kind", k): [v] for k, v in decode_header(word).items()})
         else:
             header = data.Layout.cast(CommandHeader)
             assert all(header[n].offset + header[n].width <= self.data_width
@@ -434,7 +434,8 @@ class CommandQueue(wiring.Component):
             blank = [None] * (_COMMAND_BITS - self.data_width)
             first_parts = decode_parts(data_bits + blank, "first")
             first_kind = decode_header(first)
-            low_parts = {k: Signal(name=f"low_{k}") for k in first_parts}
+            low_parts = {k: [Signal(name=f"low_{k}_{i}") for i in range(len(v))]
+                         for k, v in first_parts.items()}
             low_kind = {k: Signal(name=f"low_is_{k}") for k in first_kind}
             m.d.comb += last_beat.eq(beat == beats - 1)
             with m.If(r.valid):
@@ -448,11 +449,14 @@ class CommandQueue(wiring.Component):
                         low_fault.eq(low_fault | beat_fault),
                     ]
                     if beats == 2:
-                        m.d.sync += [low_parts[k].eq(v) for k, v in first_parts.items()]
+                        m.d.sync += [low_parts[k][i].eq(g) for k, v in first_parts.items()
+                                     for i, g in enumerate(v)]
                         m.d.sync += [low_kind[k].eq(v) for k, v in first_kind.items()]
             assert beats == 2, "a command is at most two beats"
-            parts_now = {("hi", k): v for k, v in decode_parts(blank + data_bits, "last", low_parts).items()}
-            parts_now.update({("kind", k): v for k, v in low_kind.items()})
+            # The first beat's part, one LUT of its group registers.
+            low_any = {k: Cat(*v).any() if v else Const(0, 1) for k, v in low_parts.items()}
+            parts_now = {("hi", k): v for k, v in decode_parts(blank + data_bits, "last", low_any).items()}
+            parts_now.update({("kind", k): [v] for k, v in low_kind.items()})
             m.d.comb += [
                 word.eq(Cat(low, r.payload.data)),
                 word_fault.eq(low_fault | beat_fault),
@@ -461,13 +465,17 @@ class CommandQueue(wiring.Component):
         # The decode is finished a cycle after the last beat, from registers:
         # the command's bits go into the buffer as they arrive, its flags a
         # cycle later (and only then does the buffer count it).
-        late_parts = {key: Signal(name=f"late_{key[0]}_{key[1]}") for key in parts_now}
+        # Each part is registered as its groups (ORs of at most 16 bits of the
+        # beat, two LUT levels), ORed from registers in the next cycle.
+        late_parts = {key: [Signal(name=f"late_{key[0]}_{key[1]}_{i}") for i in range(len(v))]
+                      for key, v in parts_now.items()}
         late_fault = Signal()
         late_write = Signal()
-        m.d.sync += [late_parts[key].eq(v) for key, v in parts_now.items()]
+        m.d.sync += [late_parts[key][i].eq(g) for key, v in parts_now.items() for i, g in enumerate(v)]
         m.d.sync += [late_fault.eq(word_fault), late_write.eq(burst_done & ~discarding & ~flush)]
-        kind = {k: late_parts[("kind", k)] for k in ("fence_c", "fence_pd", "inval", "prgr")}
-        parts = {k: v for (half, k), v in late_parts.items() if half == "hi"}
+        kind = {k: late_parts[("kind", k)][0] for k in ("fence_c", "fence_pd", "inval", "prgr")}
+        parts = {k: Cat(*v).any() if v else Const(0, 1)
+                 for (half, k), v in late_parts.items() if half == "hi"}
         word_fault = late_fault
         legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
         legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
@@ -739,29 +747,39 @@ class CommandQueue(wiring.Component):
         # The burst counts: each next value is worked out from registers for
         # a beat arriving (the last of its burst or not) and for none (kept),
         # and ``r.valid`` selects in the last LUT.
-        # On a flush everything not yet arrived belongs to the dropped
-        # prefetch; the buffer is emptied.  (No issue while flushing.)
+        # ``outstanding`` counts an issue a cycle late (through ``issued``: a
+        # burst is answered two cycles after its issue at the earliest), so
+        # what is still to arrive after this cycle counts ``issued`` too.  On
+        # a flush everything not yet arrived belongs to the dropped prefetch;
+        # the buffer is emptied.  (No issue while flushing.)
         width = len(outstanding)
         after_step = (reserved + step)[:width]
+        plus = (outstanding + 1)[:width]
+        arrive_if_done = Mux(issued, outstanding, outstanding_less)
+        arrive_if_not = Mux(issued, plus, outstanding)
         counts = [
-            (outstanding, Mux(issue, outstanding, outstanding_less),
-             Mux(issue, (outstanding + 1)[:width], outstanding)),
-            (outstanding_less, Mux(issue, outstanding_less, (outstanding_less - 1)[:width]),
-             Mux(issue, outstanding, outstanding_less)),
-            (discard, Mux(flush, outstanding_less, Mux(discarding, (discard - 1)[:width], discard)),
-             Mux(flush, outstanding, discard)),
-            (reserved, Mux(flush, outstanding_less, after_step),
-             Mux(flush, outstanding, after_step)),
+            (outstanding, arrive_if_done, arrive_if_not),
+            (outstanding_less, Mux(issued, outstanding_less, (outstanding_less - 1)[:width]),
+             Mux(issued, outstanding, outstanding_less)),
+            (discard, Mux(flush, arrive_if_done, Mux(discarding, (discard - 1)[:width], discard)),
+             Mux(flush, arrive_if_not, discard)),
+            (reserved, Mux(flush, arrive_if_done, after_step),
+             Mux(flush, arrive_if_not, after_step)),
         ]
+        # (As AND-OR, not multiplexers, so synthesis does not make the cases
+        # where a count holds into a clock enable of ``r.valid``.)
+        def select(sel, a, b):
+            sel = sel.replicate(width)
+            return (a & sel) | (b & ~sel)
         for count, if_done, if_not in counts:
             beat_value, stmt_d = _kept(Mux(last_beat, if_done, if_not), f"{count.name}_if_beat")
             idle_value, stmt_i = _kept(if_not, f"{count.name}_if_idle")
             m.d.comb += [stmt_d, stmt_i]
-            m.d.sync += count.eq(Mux(r.valid, beat_value, idle_value))
+            m.d.sync += count.eq(select(r.valid, beat_value, idle_value))
 
         # cqon: up at once on enable; down only once nothing issued is
         # outstanding (``run`` covers a fetch issued in the cycle cqen drops).
-        busy = (outstanding != 0) | st_store | st_inval | run
+        busy = (outstanding != 0) | issued | st_store | st_inval | run
         with m.If(regs.enable):
             m.d.sync += on.eq(1)
         with m.Elif(~busy):
