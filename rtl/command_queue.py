@@ -690,9 +690,12 @@ class CommandQueue(wiring.Component):
         m.d.comb += [stmt_hp, stmt_hi]
         # What the pop is when ready stays (neither INVAL_DDT nor a waiting fence).
         consumes = popping
-        next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
-                     | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
-                     | (st_store & b_valid) | (st_inval & inval.ready))
+        # The terms of registers as nets of their own (two LUT levels and
+        # one), the answers of the store and of the lookup join in the last LUT.
+        exec_stays, stmt_es = _kept(st_exec & ~go_inval & ~to_drain & ~to_store, "exec_stays")
+        drain_back, stmt_db = _kept(st_drain & (~run | (pd_reached & ~fence_av)), "drain_back")
+        m.d.comb += [stmt_es, stmt_db]
+        next_exec = exec_stays | drain_back | (st_store & b_valid) | (st_inval & inval.ready)
         # A failed store stops the queue a cycle later than a failed command
         # (through ``failed``); nothing runs meanwhile: execution is not back
         # in Exec and no fetch was allowed for that cycle.
@@ -753,18 +756,26 @@ class CommandQueue(wiring.Component):
         # a flush everything not yet arrived belongs to the dropped prefetch;
         # the buffer is emptied.  (No issue while flushing.)
         width = len(outstanding)
+        # discard - 1, or 0 when it is 0 (the borrow out of the subtraction).
+        discard_minus = Signal(width + 1)
+        m.d.comb += discard_minus.eq(discard - 1)
+        discard_down = discard_minus[:width] & ~discard_minus[width].replicate(width)
         after_step = (reserved + step)[:width]
-        plus = (outstanding + 1)[:width]
+        # ``outstanding_more`` (outstanding + 1) is kept alongside, so what is
+        # still to arrive is a choice between registers.
+        plus = Signal(width, init=1, name="outstanding_more")
         arrive_if_done = Mux(issued, outstanding, outstanding_less)
         arrive_if_not = Mux(issued, plus, outstanding)
         counts = [
             (outstanding, arrive_if_done, arrive_if_not),
+            (plus, Mux(issued, plus, outstanding), Mux(issued, (plus + 1)[:width], plus)),
             (outstanding_less, Mux(issued, outstanding_less, (outstanding_less - 1)[:width]),
              Mux(issued, outstanding, outstanding_less)),
-            (discard, Mux(flush, arrive_if_done, Mux(discarding, (discard - 1)[:width], discard)),
-             Mux(flush, arrive_if_not, discard)),
-            (reserved, Mux(flush, arrive_if_done, after_step),
-             Mux(flush, arrive_if_not, after_step)),
+            # (``issued`` outermost: not built on the count's own terms.)
+            (discard, Mux(issued, Mux(flush, outstanding, discard_down), Mux(flush, outstanding_less, discard_down)),
+             Mux(issued, Mux(flush, plus, discard), Mux(flush, outstanding, discard))),
+            (reserved, Mux(issued, Mux(flush, outstanding, after_step), Mux(flush, outstanding_less, after_step)),
+             Mux(issued, Mux(flush, plus, after_step), Mux(flush, outstanding, after_step))),
         ]
         # (As AND-OR, not multiplexers, so synthesis does not make the cases
         # where a count holds into a clock enable of ``r.valid``.)
