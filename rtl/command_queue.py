@@ -393,7 +393,8 @@ class CommandQueue(wiring.Component):
                 "fence_av": field(IofenceCmd, "av"),
                 "fence_wsi": field(IofenceCmd, "wsi"),
             }
-            return {k: _or_groups(m, beat_terms(v), f"{name}_{k}") + ([also[k]] if also else [])
+            also = also or {}
+            return {k: _or_groups(m, beat_terms(v), f"{name}_{k}") + ([also[k]] if k in also else [])
                     for k, v in terms.items()}
 
         def decode_header(w):
@@ -453,10 +454,19 @@ class CommandQueue(wiring.Component):
                                      for i, g in enumerate(v)]
                         m.d.sync += [low_kind[k].eq(v) for k, v in first_kind.items()]
             assert beats == 2, "a command is at most two beats"
-            # The first beat's part, one LUT of its group registers.
+            # The first beat's parts, one LUT of their group registers; its
+            # legality per kind worked out from registers in the last beat's
+            # cycle (so the flags need only the last beat's groups).
             low_any = {k: Cat(*v).any() if v else Const(0, 1) for k, v in low_parts.items()}
-            parts_now = {("hi", k): v for k, v in decode_parts(blank + data_bits, "last", low_any).items()}
+            fields = {k: low_any[k] for k in ("inval_dv", "inval_did_wide", "fence_av", "fence_wsi")}
+            parts_now = {("hi", k): v for k, v in decode_parts(blank + data_bits, "last", fields).items()}
             parts_now.update({("kind", k): [v] for k, v in low_kind.items()})
+            parts_now.update({
+                ("ok", "fence"): [(low_kind["fence_c"] | low_kind["fence_pd"]) & ~low_any["fence_bad"]],
+                ("ok", "inval"): [low_kind["inval"] & ~low_any["inval_bad"]
+                                  & ~(low_any["inval_dv"] & low_any["inval_did_wide"])],
+                ("ok", "prgr"): [low_kind["prgr"] & ~low_any["prgr_bad"]],
+            })
             m.d.comb += [
                 word.eq(Cat(low, r.payload.data)),
                 word_fault.eq(low_fault | beat_fault),
@@ -477,9 +487,17 @@ class CommandQueue(wiring.Component):
         parts = {k: Cat(*v).any() if v else Const(0, 1)
                  for (half, k), v in late_parts.items() if half == "hi"}
         word_fault = late_fault
-        legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
-        legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
-        legal_prgr = kind["prgr"] & ~parts["prgr_bad"]
+        if beats == 1:
+            legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
+            legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
+            legal_prgr = kind["prgr"] & ~parts["prgr_bad"]
+        else:
+            # The first beat's legality, and the last beat's bits (every
+            # part of the last beat is a "bad" OR; the fields are first-beat).
+            ok = {k: late_parts[("ok", k)][0] for k in ("fence", "inval", "prgr")}
+            legal_fence = ok["fence"] & ~parts["fence_bad"]
+            legal_inval = ok["inval"] & ~parts["inval_bad"]
+            legal_prgr = ok["prgr"] & ~parts["prgr_bad"]
         legal = legal_fence | legal_inval | legal_prgr
         arriving = Signal(_CommandFlags)
         fine = ~word_fault
@@ -774,8 +792,6 @@ class CommandQueue(wiring.Component):
             # (``issued`` outermost: not built on the count's own terms.)
             (discard, Mux(issued, Mux(flush, outstanding, discard_down), Mux(flush, outstanding_less, discard_down)),
              Mux(issued, Mux(flush, plus, discard), Mux(flush, outstanding, discard))),
-            (reserved, Mux(issued, Mux(flush, outstanding, after_step), Mux(flush, outstanding_less, after_step)),
-             Mux(issued, Mux(flush, plus, after_step), Mux(flush, outstanding, after_step))),
         ]
         # (As AND-OR, not multiplexers, so synthesis does not make the cases
         # where a count holds into a clock enable of ``r.valid``.)
@@ -787,6 +803,12 @@ class CommandQueue(wiring.Component):
             idle_value, stmt_i = _kept(if_not, f"{count.name}_if_idle")
             m.d.comb += [stmt_d, stmt_i]
             m.d.sync += count.eq(select(r.valid, beat_value, idle_value))
+        # ``reserved`` takes ``r.valid`` only on a flush (what is still to
+        # arrive), so its adder goes straight to its last LUT.
+        arrive_if_beat, stmt_ab = _kept(Mux(last_beat, arrive_if_done, arrive_if_not), "arrive_if_beat")
+        still_to_arrive, stmt_sta = _kept(select(r.valid, arrive_if_beat, arrive_if_not), "still_to_arrive")
+        m.d.comb += [stmt_ab, stmt_sta]
+        m.d.sync += reserved.eq(Mux(flush, still_to_arrive, after_step))
 
         # cqon: up at once on enable; down only once nothing issued is
         # outstanding (``run`` covers a fetch issued in the cycle cqen drops).
