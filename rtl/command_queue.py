@@ -82,9 +82,17 @@ def _differ(m, a, b, name):
     return sig
 
 
-def _any_reserved(view, layout):
-    bits = [Value.cast(view[name]).any() for name in reserved_field_names(layout)]
-    return Cat(*bits).any()
+def _or_groups(m, terms, name):
+    """``terms`` (1-bit values) in groups of four, each ORed in a kept node:
+    their OR is the OR of the nodes (a single term stays as it is)."""
+    if len(terms) <= 1:
+        return list(terms)
+    nodes = []
+    for k in range(0, len(terms), 4):
+        sig, stmt = _kept(Cat(*terms[k:k + 4]).any(), f"{name}_or{k // 4}")
+        m.d.comb += stmt
+        nodes.append(sig)
+    return nodes
 
 
 class CommandQueue(wiring.Component):
@@ -224,7 +232,9 @@ class CommandQueue(wiring.Component):
         fetch_inc = Signal(_INDEX_BITS, init=1)         # fetch_idx + 1 (masked)
         # Registered: cqb (and so the size) changes only while the queue is off.
         mask = Signal(_INDEX_BITS, init=1)
-        m.d.sync += mask.eq(((Const(2, _INDEX_BITS + 1) << regs.log2sz_1) - 1)[:_INDEX_BITS])
+        # Bit i is set when i <= LOG2SZ-1: each bit a compare of the field with
+        # a constant (one LUT), not a shift and a subtraction.
+        m.d.sync += mask.eq(Cat(Const(1, 1), *(regs.log2sz_1 >= i for i in range(1, _INDEX_BITS))))
         run = Signal()              # enabled, on and not stopped, as of last cycle
         failed = Signal()           # an error was raised last cycle (pulsed this one)
         set_cqmf, set_cmd_ill, set_fence_w_ip = Signal(), Signal(), Signal()
@@ -242,6 +252,10 @@ class CommandQueue(wiring.Component):
         st_exec = Signal(init=1)    # executing the command at the head of the buffer
         st_drain = Signal()         # IOFENCE.PD waiting for pr_retired
         st_store = Signal()         # IOFENCE AV store issued, waiting for its response
+        # Its complement as a flip-flop of its own, for the terms that meet the
+        # store's answer in cqh's enable and the error pulses: synthesis cannot
+        # build those on the ``st_store & b.valid`` that the state uses.
+        st_store_n = Signal(init=1)
         st_inval = Signal()         # IODIR.INVAL_DDT offered on ``inval``
         # run & st_exec & "the buffer holds a command" (ready), together with
         # the response entries' room, as a two-bit level (see _NEED_INVAL):
@@ -253,13 +267,18 @@ class CommandQueue(wiring.Component):
         # --- prefetch buffer ----------------------------------------------------------
         # Emptied whenever the queue does not run, so execution never sees a
         # stale command.
-        flush = ~run
+        # ~run as a flip-flop of its own (``run`` feeds the execution
+        # decisions, this the buffer and the fetch bookkeeping).
+        flush = Signal(init=1)
         m.submodules.buffer = buffer = _PrefetchBuffer(
             width=_COMMAND_BITS, flags=_CommandFlags.size, depth=depth)
-        m.d.comb += [buffer.flush.eq(flush), buffer.hold.eq(~st_exec)]
+        # ``hold`` is ~st_exec as a flip-flop of its own, so the buffer's load
+        # is not built on terms it would share with the execution decisions.
+        hold = Signal()
+        m.d.comb += [buffer.flush.eq(flush), buffer.hold.eq(hold)]
 
         count_shape = unsigned((2 * depth).bit_length())
-        outstanding = Signal(count_shape)      # bursts issued, last beat not yet seen
+        outstanding = Signal(count_shape)      # bursts issued (a cycle late), last beat not yet seen
         discard = Signal(count_shape)          # of those, how many to throw away
         discarding = Signal()
         m.d.comb += discarding.eq(discard != 0)
@@ -268,7 +287,11 @@ class CommandQueue(wiring.Component):
         ar = self.fetch.ar
         ar_valid = Signal()
         m.d.comb += ar.valid.eq(ar_valid)
-        can_take_ar = ~ar_valid | ar.ready
+        # ``~ar_valid`` as a flip-flop of its own for the address register's
+        # enable, so the valid's and pending's next values are not built on
+        # that enable (each is one LUT of ``ready``).
+        ar_free = Signal(init=1)
+        can_take_ar = ar_free | ar.ready
         # A fetch issued while the read command is stalled waits in
         # ``ar_pending`` (its index is ``fetch_prev``), so whether to issue is
         # decided from registers alone: the memory port's ``ready`` only moves
@@ -289,6 +312,7 @@ class CommandQueue(wiring.Component):
         # cqt as a register here (software's moves are seen a cycle late).
         tail = Signal(_INDEX_BITS)
         m.d.sync += tail.eq(regs.sw_index[:_INDEX_BITS])
+        next_run = Signal()
         m.d.sync += [
             issue_ok_after.eq(run & ~store_answered & _differ(m, fetch_inc, tail, "after_differs")
                               & Mux(issued, reserved < depth - 2, reserved < depth - 1)),
@@ -311,11 +335,15 @@ class CommandQueue(wiring.Component):
                 ar.payload.addr.eq(fetch_addr),
                 ar.payload.len.eq(beats - 1),
                 ar.payload.size.eq(bytes_per_beat.bit_length() - 1),
-                ar_valid.eq(ar_pending | issue),
-                ar_pending.eq(0),
             ]
-        with m.Elif(issue):
-            m.d.sync += ar_pending.eq(1)
+        # Each one LUT of the read command's ``ready`` (no reset or enable
+        # made of it): a stalled command stays, a fetch issued meanwhile waits.
+        stalled = ar_valid & ~ar.ready
+        m.d.sync += [
+            ar_valid.eq(stalled | ar_pending | issue),
+            ar_free.eq(~stalled & ~ar_pending & ~issue),
+            ar_pending.eq(stalled & (ar_pending | issue)),
+        ]
         with m.If(flush):
             m.d.sync += [fetch_idx.eq(head), fetch_inc.eq(head_inc)]
         with m.Elif(issue):
@@ -326,19 +354,48 @@ class CommandQueue(wiring.Component):
         # (a reserved field, a too-wide address, a nonzero PID) or a header
         # compare within the first beat, so the first beat's part is
         # registered and only the last beat's bits are decoded in its cycle.
-        def decode_parts(w):
-            fence, inval, prgr = IofenceCmd(w), InvalDdtCmd(w), PrgrCmd(w)
-            # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
-            return {
-                "fence_bad": (_any_reserved(fence, IofenceCmd)
-                              | Value.cast(fence.addr)[self.addr_width - 2:].any()),
-                "inval_bad": _any_reserved(inval, InvalDdtCmd) | Value.cast(inval.pid).any(),
-                "inval_dv": Value.cast(inval.dv),
-                "inval_did_wide": Value.cast(inval.did)[DDT_INDEX_BITS:].any(),
-                "prgr_bad": _any_reserved(prgr, PrgrCmd),
-                "fence_av": Value.cast(fence.av),
-                "fence_wsi": Value.cast(fence.wsi),
+        # Each part is an OR over command bits, kept as groups of at most 16
+        # bits of the beat at hand (``bits``: for each bit of the command its
+        # position in this beat, None where not in it), two LUT levels each,
+        # with ``also`` (the first beat's part) as one more; the groups are
+        # registered and ORed a cycle later.  A whole aligned nibble of the
+        # beat is one node shared by every part.
+        beat_data = self.fetch.r.payload.data
+        nibble_nodes = {}
+
+        def beat_terms(positions):
+            rest, terms = set(positions), []
+            for j in range(self.data_width // 4):
+                nibble = set(range(4 * j, 4 * j + 4))
+                if nibble <= rest:
+                    if j not in nibble_nodes:
+                        sig, stmt = _kept(beat_data[4 * j:4 * j + 4].any(), f"beat_or_{j}")
+                        m.d.comb += stmt
+                        nibble_nodes[j] = sig
+                    terms.append(nibble_nodes[j])
+                    rest -= nibble
+            return terms + [beat_data[p] for p in sorted(rest)]
+
+        def decode_parts(bits, name, also=None):
+            def field(layout, field_name, skip=0):
+                f = data.Layout.cast(layout)[field_name]
+                return [b for b in bits[f.offset + skip:f.offset + f.width] if b is not None]
+
+            def reserved(layout):
+                return [b for n in reserved_field_names(layout) for b in field(layout, n)]
+            terms = {
+                # ADDR is ADDR[63:2]: the store address ADDR*4 must fit in addr_width bits.
+                "fence_bad": reserved(IofenceCmd) + field(IofenceCmd, "addr", self.addr_width - 2),
+                "inval_bad": reserved(InvalDdtCmd) + field(InvalDdtCmd, "pid"),
+                "inval_dv": field(InvalDdtCmd, "dv"),
+                "inval_did_wide": field(InvalDdtCmd, "did", DDT_INDEX_BITS),
+                "prgr_bad": reserved(PrgrCmd),
+                "fence_av": field(IofenceCmd, "av"),
+                "fence_wsi": field(IofenceCmd, "wsi"),
             }
+            also = also or {}
+            return {k: _or_groups(m, beat_terms(v), f"{name}_{k}") + ([also[k]] if k in also else [])
+                    for k, v in terms.items()}
 
         def decode_header(w):
             hdr = CommandHeader(w)
@@ -352,17 +409,20 @@ class CommandQueue(wiring.Component):
         r = self.fetch.r
         m.d.comb += r.ready.eq(1)
         burst_done = Signal()
+        last_beat = Signal()        # a beat arriving now is the last of its burst
         word = Signal(_COMMAND_BITS)
         word_fault = Signal()
         beat_fault = r.payload.resp != 0
         if beats == 1:
             m.d.comb += [
                 burst_done.eq(r.valid),
+                last_beat.eq(1),
                 word.eq(r.payload.data),
                 word_fault.eq(beat_fault),
             ]
-            parts_now = {("hi", k): v for k, v in decode_parts(word).items()}
-            parts_now.update({("kind", k): v for k, v in decode_header(word).items()})
+            data_bits = list(range(self.data_width))
+            parts_now = {("hi", k): v for k, v in decode_parts(data_bits, "beat").items()}
+            parts_now.update({("kind", k): [v] for k, v in decode_header(word).items()})
         else:
             header = data.Layout.cast(CommandHeader)
             assert all(header[n].offset + header[n].width <= self.data_width
@@ -371,10 +431,14 @@ class CommandQueue(wiring.Component):
             low = Signal(self.data_width * (beats - 1))
             low_fault = Signal()
             first = Cat(r.payload.data, Const(0, _COMMAND_BITS - self.data_width))
-            first_parts = decode_parts(first)
+            data_bits = list(range(self.data_width))
+            blank = [None] * (_COMMAND_BITS - self.data_width)
+            first_parts = decode_parts(data_bits + blank, "first")
             first_kind = decode_header(first)
-            low_parts = {k: Signal(name=f"low_{k}") for k in first_parts}
+            low_parts = {k: [Signal(name=f"low_{k}_{i}") for i in range(len(v))]
+                         for k, v in first_parts.items()}
             low_kind = {k: Signal(name=f"low_is_{k}") for k in first_kind}
+            m.d.comb += last_beat.eq(beat == beats - 1)
             with m.If(r.valid):
                 with m.If(beat == beats - 1):
                     m.d.sync += [beat.eq(0), low_fault.eq(0)]
@@ -386,13 +450,23 @@ class CommandQueue(wiring.Component):
                         low_fault.eq(low_fault | beat_fault),
                     ]
                     if beats == 2:
-                        m.d.sync += [low_parts[k].eq(v) for k, v in first_parts.items()]
+                        m.d.sync += [low_parts[k][i].eq(g) for k, v in first_parts.items()
+                                     for i, g in enumerate(v)]
                         m.d.sync += [low_kind[k].eq(v) for k, v in first_kind.items()]
             assert beats == 2, "a command is at most two beats"
-            last = Cat(Const(0, _COMMAND_BITS - self.data_width), r.payload.data)
-            parts_now = {("hi", k): v for k, v in decode_parts(last).items()}
-            parts_now.update({("lo", k): v for k, v in low_parts.items()})
-            parts_now.update({("kind", k): v for k, v in low_kind.items()})
+            # The first beat's parts, one LUT of their group registers; its
+            # legality per kind worked out from registers in the last beat's
+            # cycle (so the flags need only the last beat's groups).
+            low_any = {k: Cat(*v).any() if v else Const(0, 1) for k, v in low_parts.items()}
+            fields = {k: low_any[k] for k in ("inval_dv", "inval_did_wide", "fence_av", "fence_wsi")}
+            parts_now = {("hi", k): v for k, v in decode_parts(blank + data_bits, "last", fields).items()}
+            parts_now.update({("kind", k): [v] for k, v in low_kind.items()})
+            parts_now.update({
+                ("ok", "fence"): [(low_kind["fence_c"] | low_kind["fence_pd"]) & ~low_any["fence_bad"]],
+                ("ok", "inval"): [low_kind["inval"] & ~low_any["inval_bad"]
+                                  & ~(low_any["inval_dv"] & low_any["inval_did_wide"])],
+                ("ok", "prgr"): [low_kind["prgr"] & ~low_any["prgr_bad"]],
+            })
             m.d.comb += [
                 word.eq(Cat(low, r.payload.data)),
                 word_fault.eq(low_fault | beat_fault),
@@ -401,18 +475,29 @@ class CommandQueue(wiring.Component):
         # The decode is finished a cycle after the last beat, from registers:
         # the command's bits go into the buffer as they arrive, its flags a
         # cycle later (and only then does the buffer count it).
-        late_parts = {key: Signal(name=f"late_{key[0]}_{key[1]}") for key in parts_now}
+        # Each part is registered as its groups (ORs of at most 16 bits of the
+        # beat, two LUT levels), ORed from registers in the next cycle.
+        late_parts = {key: [Signal(name=f"late_{key[0]}_{key[1]}_{i}") for i in range(len(v))]
+                      for key, v in parts_now.items()}
         late_fault = Signal()
         late_write = Signal()
-        m.d.sync += [late_parts[key].eq(v) for key, v in parts_now.items()]
+        m.d.sync += [late_parts[key][i].eq(g) for key, v in parts_now.items() for i, g in enumerate(v)]
         m.d.sync += [late_fault.eq(word_fault), late_write.eq(burst_done & ~discarding & ~flush)]
-        kind = {k: late_parts[("kind", k)] for k in ("fence_c", "fence_pd", "inval", "prgr")}
-        parts = {k: late_parts[key] | late_parts.get(("lo", k), 0)
-                 for (half, k), key in ((key, key) for key in late_parts) if half == "hi"}
+        kind = {k: late_parts[("kind", k)][0] for k in ("fence_c", "fence_pd", "inval", "prgr")}
+        parts = {k: Cat(*v).any() if v else Const(0, 1)
+                 for (half, k), v in late_parts.items() if half == "hi"}
         word_fault = late_fault
-        legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
-        legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
-        legal_prgr = kind["prgr"] & ~parts["prgr_bad"]
+        if beats == 1:
+            legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
+            legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
+            legal_prgr = kind["prgr"] & ~parts["prgr_bad"]
+        else:
+            # The first beat's legality, and the last beat's bits (every
+            # part of the last beat is a "bad" OR; the fields are first-beat).
+            ok = {k: late_parts[("ok", k)][0] for k in ("fence", "inval", "prgr")}
+            legal_fence = ok["fence"] & ~parts["fence_bad"]
+            legal_inval = ok["inval"] & ~parts["inval_bad"]
+            legal_prgr = ok["prgr"] & ~parts["prgr_bad"]
         legal = legal_fence | legal_inval | legal_prgr
         arriving = Signal(_CommandFlags)
         fine = ~word_fault
@@ -436,14 +521,6 @@ class CommandQueue(wiring.Component):
         # still to arrive after this cycle is a choice between two registers
         # (modulo 2**width: it is all ones while nothing is outstanding).
         outstanding_less = Signal(len(outstanding), init=-1)
-        still_to_arrive = Mux(burst_done, outstanding_less, outstanding)[:len(outstanding)]
-        with m.If(issue & ~burst_done):
-            m.d.sync += [outstanding.eq(outstanding + 1), outstanding_less.eq(outstanding)]
-        with m.Elif(~issue & burst_done):
-            m.d.sync += [outstanding.eq(outstanding_less), outstanding_less.eq(outstanding_less - 1)]
-
-        with m.If(burst_done & discarding):
-            m.d.sync += discard.eq(discard - 1)
         m.d.comb += [buffer.w_data.eq(word),
                      buffer.w_flags_en.eq(late_write), buffer.w_flags.eq(arriving)]
 
@@ -554,7 +631,11 @@ class CommandQueue(wiring.Component):
         to_store = (level == 3) & head_cmd.store
         drain_abandon = st_drain & ~run
         drain_done = st_drain & run & pd_reached
-        m.d.comb += store_answered.eq(st_store & b.valid)
+        # The store's answer as a net of its own (the AXI master's decode of
+        # its B channel), so none of the logic below is folded into it.
+        b_valid, stmt_bv = _kept(b.valid, "store_b_valid")
+        m.d.comb += stmt_bv
+        m.d.comb += store_answered.eq(st_store & b_valid)
         # The decision from registers as one net, the AXI master's ready
         # joins in the last LUT.
         start_store, stmt_start = _kept(to_store | (drain_done & fence_av), "start_store")
@@ -577,42 +658,45 @@ class CommandQueue(wiring.Component):
         # cqh on completion.
         # The AV store's state and answer code as one kept net, so ``b.valid``
         # reaches cqh's load enable through one LUT.
-        store_passes, stmt_passes = _kept(st_store & (b.payload.resp == 0), "store_passes")
+        store_passes, stmt_passes = _kept(~st_store_n & (b.payload.resp == 0), "store_passes")
         m.d.comb += stmt_passes
         store_passes_wsi, stmt_pw = _kept(st_store & (b.payload.resp == 0) & fence_wsi, "store_passes_wsi")
         m.d.comb += stmt_pw
         drain_adv, stmt_drain = _kept(drain_done & ~fence_av, "drain_adv")
-        # cqh's load enable: the terms from registers as one net, ``exec_adv``
-        # and the store's answer (one LUT of the AXI master's B channel) join
-        # in the last LUT, not kept, so synthesis may fold the flip-flops'
-        # reset into it.
-        head_moves, stmt_moves = _kept(restart | drain_adv, "head_moves")
-        store_adv, stmt_sa = _kept(b.valid & st_store & (b.payload.resp == 0), "store_adv")
-        m.d.comb += [stmt_drain, stmt_moves, stmt_sa]
-        head_ce = exec_adv | head_moves | store_adv
+        # cqh's load enable: ``exec_adv`` (one LUT), the other terms of
+        # registers as one net and ``b.valid`` with the store's state and
+        # answer code (``store_passes``, one net of registers) join in the
+        # last LUT, not kept, so synthesis may fold the flip-flops' reset into it.
+        head_moves, stmt_moves = _kept(restart | (drain_done & ~fence_av), "head_moves")
+        m.d.comb += [stmt_drain, stmt_moves]
+        head_ce = exec_adv | head_moves | (b_valid & store_passes)
         with m.If(head_ce):
             m.d.sync += [head.eq(Mux(restart, 0, head_inc)),
                          head_inc.eq(Mux(restart, 1, (head_inc + 1)[:_INDEX_BITS] & mask))]
         with m.If(restart):
             m.d.sync += [fetch_idx.eq(0), fetch_inc.eq(1)]
 
-        # The AV store's state and a non-OKAY answer as one net (b.valid joins
+        # The AV store's state and a non-OKAY answer as one net (b_valid joins
         # in the last LUT).
-        store_fails, stmt_fails = _kept(st_store & (b.payload.resp != 0), "store_fails")
+        store_fails, stmt_fails = _kept(~st_store_n & (b.payload.resp != 0), "store_fails")
         m.d.comb += stmt_fails
         fail_exec, stmt_fe = _kept(fail_mf | fail_ill, "fail_exec")
         m.d.comb += stmt_fe
-        fail_now = fail_exec | (b.valid & store_fails)
+        fail_now = fail_exec | (b_valid & store_fails)
         m.d.sync += [
-            set_cqmf.eq(fail_mf | (b.valid & store_fails)),
+            set_cqmf.eq(fail_mf | (b_valid & store_fails)),
             set_cmd_ill.eq(fail_ill),
             set_fence_w_ip.eq(((level == 3) & head_cmd.wsi_now)
-                              | (drain_adv & fence_wsi) | (b.valid & store_passes_wsi)),
+                              | (drain_adv & fence_wsi) | (b_valid & store_passes_wsi)),
             failed.eq(fail_now),
         ]
 
-        ready_stays = (run & st_exec & regs.enable & on & ~regs.status.cqmf
-                       & ~regs.status.cmd_ill & ~failed)
+        # Whether execution goes on next cycle: this block's registers here,
+        # the register file's bits (``regs_stay``) in the room terms below.
+        ready_stays = run & st_exec & ~failed
+        regs_stay, stmt_rs = _kept(regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill,
+                                   "regs_stay")
+        m.d.comb += stmt_rs
         # Execution leaves Exec on an error, an INVAL_DDT or a fence that waits.
         leaves, stmt_leaves = _kept((ready & head_cmd.stops) | ((level == 3) & head_cmd.waits), "leaves")
         m.d.comb += stmt_leaves
@@ -624,37 +708,46 @@ class CommandQueue(wiring.Component):
         m.d.comb += [stmt_hp, stmt_hi]
         # What the pop is when ready stays (neither INVAL_DDT nor a waiting fence).
         consumes = popping
-        next_exec = ((st_exec & ~go_inval & ~to_drain & ~to_store)
-                     | (st_drain & (drain_abandon | (drain_done & ~fence_av)))
-                     | (st_store & b.valid) | (st_inval & inval.ready))
+        # The terms of registers as nets of their own (two LUT levels and
+        # one), the answers of the store and of the lookup join in the last LUT.
+        exec_stays, stmt_es = _kept(st_exec & ~go_inval & ~to_drain & ~to_store, "exec_stays")
+        drain_back, stmt_db = _kept(st_drain & (~run | (pd_reached & ~fence_av)), "drain_back")
+        m.d.comb += [stmt_es, stmt_db]
+        next_exec = exec_stays | drain_back | (st_store & b_valid) | (st_inval & inval.ready)
         # A failed store stops the queue a cycle later than a failed command
         # (through ``failed``); nothing runs meanwhile: execution is not back
         # in Exec and no fetch was allowed for that cycle.
-        next_run = (regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill
-                    & ~fail_mf & ~fail_ill & ~failed)
+        m.d.comb += next_run.eq(regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill
+                                & ~fail_mf & ~fail_ill & ~failed)
         m.d.sync += [
             st_exec.eq(next_exec),
+            hold.eq(~next_exec),
             st_drain.eq(to_drain | (st_drain & ~drain_abandon & ~drain_done)),
-            st_store.eq(start_store | (st_store & ~b.valid)),
+            st_store.eq(start_store | (st_store & ~b_valid)),
+            st_store_n.eq(~start_store & ~(st_store & ~b_valid)),
             st_inval.eq(go_inval | (st_inval & ~inval.ready)),
             run.eq(next_run),
+            flush.eq(~next_run),
             # Back to Exec from another state, it acts a cycle later; staying in
             # Exec, no store can fail (so fail_now is fail_mf | fail_ill here).
         ]
         # Whether a command is at the head next, and the room next worked out
         # for both values of ``resp.ready`` (it joins in the last LUT; with no
         # response held it does not matter): level[1] is "not full", level[0]
-        # "full or none held" (see _NEED_INVAL).
+        # "full or none held" (see _NEED_INVAL).  The register file's bits
+        # join in the room terms (each one LUT of ``regs_stay`` and registers).
         next_head, stmt_nh = _kept(~leaves & Mux(consumes, head_if_pop, head_if_idle), "next_head")
-        stays_nf, stmt_a = _kept(~(resp_full | (resp_valid & push)), "stays_not_full")
-        room_taken, stmt_b = _kept(~push & ~resp_full, "room_taken")
-        room_kept, stmt_c = _kept(resp_full | (resp_valid & push) | (~push & ~resp_valid), "room_kept")
-        m.d.comb += [stmt_nh, stmt_a, stmt_b, stmt_c]
+        stays_nf, stmt_a = _kept(regs_stay & ~(resp_full | (resp_valid & push)), "stays_not_full")
+        held_stays, stmt_h = _kept(regs_stay & resp_valid, "held_stays")
+        room_taken, stmt_b = _kept(regs_stay & ~push & ~resp_full, "room_taken")
+        room_kept, stmt_c = _kept(regs_stay & (resp_full | (resp_valid & push) | (~push & ~resp_valid)),
+                                  "room_kept")
+        m.d.comb += [stmt_nh, stmt_a, stmt_h, stmt_b, stmt_c]
         # Each bit one LUT with ``resp.ready`` (kept, so it is not built on
         # a shared select).
         level_next = Signal(2, attrs={"keep": 1})
         m.d.comb += [
-            level_next[1].eq(next_head & (stays_nf | (resp_valid & resp.ready))),
+            level_next[1].eq(next_head & (stays_nf | (held_stays & resp.ready))),
             level_next[0].eq(next_head & ((resp.ready & room_taken) | (~resp.ready & room_kept))),
         ]
         m.d.sync += level.eq(level_next)
@@ -672,16 +765,54 @@ class CommandQueue(wiring.Component):
                 m.d.comb += step.eq(-1)
             with m.Case(0b110):
                 m.d.comb += step.eq(-2)
-        with m.If(flush):
-            # Everything not yet arrived belongs to the dropped prefetch; the
-            # buffer is emptied.  (No issue while flushing.)
-            m.d.sync += [discard.eq(still_to_arrive), reserved.eq(still_to_arrive)]
-        with m.Else():
-            m.d.sync += reserved.eq((reserved + step)[:len(reserved)])
+        # The burst counts: each next value is worked out from registers for
+        # a beat arriving (the last of its burst or not) and for none (kept),
+        # and ``r.valid`` selects in the last LUT.
+        # ``outstanding`` counts an issue a cycle late (through ``issued``: a
+        # burst is answered two cycles after its issue at the earliest), so
+        # what is still to arrive after this cycle counts ``issued`` too.  On
+        # a flush everything not yet arrived belongs to the dropped prefetch;
+        # the buffer is emptied.  (No issue while flushing.)
+        width = len(outstanding)
+        # discard - 1, or 0 when it is 0 (the borrow out of the subtraction).
+        discard_minus = Signal(width + 1)
+        m.d.comb += discard_minus.eq(discard - 1)
+        discard_down = discard_minus[:width] & ~discard_minus[width].replicate(width)
+        after_step = (reserved + step)[:width]
+        # ``outstanding_more`` (outstanding + 1) is kept alongside, so what is
+        # still to arrive is a choice between registers.
+        plus = Signal(width, init=1, name="outstanding_more")
+        arrive_if_done = Mux(issued, outstanding, outstanding_less)
+        arrive_if_not = Mux(issued, plus, outstanding)
+        counts = [
+            (outstanding, arrive_if_done, arrive_if_not),
+            (plus, Mux(issued, plus, outstanding), Mux(issued, (plus + 1)[:width], plus)),
+            (outstanding_less, Mux(issued, outstanding_less, (outstanding_less - 1)[:width]),
+             Mux(issued, outstanding, outstanding_less)),
+            # (``issued`` outermost: not built on the count's own terms.)
+            (discard, Mux(issued, Mux(flush, outstanding, discard_down), Mux(flush, outstanding_less, discard_down)),
+             Mux(issued, Mux(flush, plus, discard), Mux(flush, outstanding, discard))),
+        ]
+        # (As AND-OR, not multiplexers, so synthesis does not make the cases
+        # where a count holds into a clock enable of ``r.valid``.)
+        def select(sel, a, b):
+            sel = sel.replicate(width)
+            return (a & sel) | (b & ~sel)
+        for count, if_done, if_not in counts:
+            beat_value, stmt_d = _kept(Mux(last_beat, if_done, if_not), f"{count.name}_if_beat")
+            idle_value, stmt_i = _kept(if_not, f"{count.name}_if_idle")
+            m.d.comb += [stmt_d, stmt_i]
+            m.d.sync += count.eq(select(r.valid, beat_value, idle_value))
+        # ``reserved`` takes ``r.valid`` only on a flush (what is still to
+        # arrive), so its adder goes straight to its last LUT.
+        arrive_if_beat, stmt_ab = _kept(Mux(last_beat, arrive_if_done, arrive_if_not), "arrive_if_beat")
+        still_to_arrive, stmt_sta = _kept(select(r.valid, arrive_if_beat, arrive_if_not), "still_to_arrive")
+        m.d.comb += [stmt_ab, stmt_sta]
+        m.d.sync += reserved.eq(Mux(flush, still_to_arrive, after_step))
 
         # cqon: up at once on enable; down only once nothing issued is
         # outstanding (``run`` covers a fetch issued in the cycle cqen drops).
-        busy = (outstanding != 0) | st_store | st_inval | run
+        busy = (outstanding != 0) | issued | st_store | st_inval | run
         with m.If(regs.enable):
             m.d.sync += on.eq(1)
         with m.Elif(~busy):
@@ -731,9 +862,9 @@ class _PrefetchBuffer(wiring.Component):
         r_ptr = Signal(ptr_bits, reset_less=True)   # the entry after the head
         r_inc = Signal(ptr_bits, init=1, reset_less=True)
         # Entries (counted) in the memory behind the head: a register, kept
-        # with ``more`` (two or more, from the pointers and ``stored``).
+        # with the pointers (two or more when they differ as well).
         stored = Signal()
-        more = stored & _differ(m, wf_ptr, r_inc, "more")
+        differs = _differ(m, wf_ptr, r_inc, "more")
         # The load: into empty read registers (from registers), or with a pop.
         fills, stmt_fills = _kept(~self.flush & stored & ~self.have & ~self.hold, "fills")
         load, stmt_load = _kept(fills | (stored & self.pop_load), "load")
@@ -749,24 +880,33 @@ class _PrefetchBuffer(wiring.Component):
             rf_port.addr.eq(r_ptr), rf_port.en.eq(load), self.r_flags.eq(rf_port.data),
             self.stored.eq(stored),
         ]
-        # stored' = ~flush & (w_flags_en | (load ? more : stored)), for both
+        # stored' = ~flush & (w_flags_en | (load ? more : stored)), where
+        # ``more`` (two or more entries) is stored & the pointers differ, for both
         # values of pop_load (fills and pop_load never meet: one needs ``have``,
         # the other not; a pop never comes with ``flush``), so the pop joins in
         # the last LUT.
+        # Worked out as well for both values of the pointer compare (two LUT
+        # levels), which joins in the last LUT too:
+        # if_idle = written | (~flush & stored & (have | hold | differs)).
         written = ~self.flush & self.w_flags_en
-        if_pop, stmt_ip = _kept(written | more, "stored_if_pop")
-        if_idle, stmt_ii = _kept(written | (~self.flush & Mux(fills, more, stored)), "stored_if_idle")
-        m.d.comb += [stmt_ip, stmt_ii]
-        m.d.sync += stored.eq(Mux(self.pop_load, if_pop, if_idle))
+        base_idle, stmt_bi = _kept(~self.flush & (self.w_flags_en | (stored & (self.have | self.hold))),
+                                   "stored_base_idle")
+        m.d.comb += stmt_bi
+        if_differs, stmt_id = _kept(Mux(self.pop_load, written | stored, base_idle | (~self.flush & stored)),
+                                    "stored_if_differs")
+        if_same, stmt_is = _kept(Mux(self.pop_load, written, base_idle), "stored_if_same")
+        m.d.comb += [stmt_id, stmt_is]
+        m.d.sync += stored.eq(Mux(differs, if_differs, if_same))
         with m.If(self.flush):
             m.d.sync += [wf_ptr.eq(r_ptr), wf_inc.eq(r_inc)]
         with m.Elif(self.w_flags_en):
             m.d.sync += [wf_ptr.eq(wf_inc), wf_inc.eq(wf_inc + 1)]
         with m.If(load):
             m.d.sync += [r_ptr.eq(r_inc), r_inc.eq(r_inc + 1)]
-        # have' = ~flush & (load | (have & ~pop)), with the terms of registers
-        # (one LUT each) apart from those of the pop (never with ``flush``).
-        keeps, stmt_keeps = _kept(~self.flush & self.have, "keeps")
-        m.d.comb += stmt_keeps
-        m.d.sync += self.have.eq(fills | (keeps & ~self.pop) | (stored & self.pop_load))
+        # have' = ~flush & (load | (have & ~pop)).  Without a pop that is one
+        # LUT of registers; a pop (only while ``have``, never with ``flush``)
+        # keeps it only with ``pop_load``.
+        have_idle, stmt_hi = _kept(~self.flush & (self.have | (stored & ~self.hold)), "have_if_idle")
+        m.d.comb += stmt_hi
+        m.d.sync += self.have.eq(Mux(self.pop, stored & self.pop_load, have_idle))
         return m

@@ -58,18 +58,33 @@ class ResponseArbiter(wiring.Component):
         # each transfer and, while ``o`` is stalled, to the input being offered:
         # that input stays valid (the stream rules), so the selection stays
         # locked on it without a lock register, and the selection is one LUT of
-        # registers (both valids and this flag), so each input's ``ready`` is one
-        # LUT from flip-flops with ``o.ready``.
+        # registers (both valids and this flag).
         prefer_cmd = Signal()
 
         pick_cmd = Signal()
         m.d.comb += pick_cmd.eq(self.cmd.valid & (prefer_cmd | ~self.auto.valid))
 
+        # Each input's ``ready`` is its own LUT of ``o.ready``, both valids and
+        # the flag (kept nets, so neither is built on a shared ``pick_cmd``):
+        # the sources take it at one LUT from flip-flops.  ``auto.ready`` is
+        # written as "auto valid and cmd not preferred over it", which is
+        # ``~pick_cmd`` whenever auto is valid and 0 otherwise.
+        cmd_ready = Signal(attrs={"keep": 1})
+        auto_ready = Signal(attrs={"keep": 1})
+        # The payload select needs only be right while ``o.valid``: it is
+        # ``pick_cmd`` then, as a function of its own (1 with no input valid).
+        select_cmd = Signal(attrs={"keep": 1})
+        m.d.comb += [
+            cmd_ready.eq(self.o.ready & self.cmd.valid & (prefer_cmd | ~self.auto.valid)),
+            auto_ready.eq(self.o.ready & self.auto.valid & ~(self.cmd.valid & prefer_cmd)),
+            select_cmd.eq(Mux(prefer_cmd, self.cmd.valid, ~self.auto.valid)),
+        ]
+
         m.d.comb += [
             self.o.valid.eq(self.auto.valid | self.cmd.valid),
-            self.o.payload.eq(Mux(pick_cmd, self.cmd.payload, self.auto.payload)),
-            self.cmd.ready.eq(self.o.ready & pick_cmd),
-            self.auto.ready.eq(self.o.ready & ~pick_cmd),
+            self.o.payload.eq(Mux(select_cmd, self.cmd.payload, self.auto.payload)),
+            self.cmd.ready.eq(cmd_ready),
+            self.auto.ready.eq(auto_ready),
         ]
 
         with m.If(self.o.valid):
