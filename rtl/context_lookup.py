@@ -161,7 +161,9 @@ class ContextLookup(wiring.Component):
         # The entry's answer bits, decoded at the fill: usable and report.
         c_usable = Signal(n, name="cache_usable", reset_less=True)
         c_report = Signal(n, name="cache_report", reset_less=True)
-        victim = Signal(range(max(n, 2)), name="cache_victim")
+        # The next entry to fill, one-hot (round robin), so that each
+        # entry's fill enable is one gate.
+        victim = Signal(n, name="cache_victim", init=1)
 
         # Invalidations are registered before they touch the cache (the command
         # queue's request arrives late in its cycle): the covered entries are
@@ -214,7 +216,7 @@ class ContextLookup(wiring.Component):
         # last fill went to.
         reads_done = Signal(name="miss_reads_done")
         s_reads_done = Signal(name="search_reads_done", reset_less=True)
-        last_fill = Signal(range(max(n, 2)), name="cache_last_fill")
+        last_fill = Signal(n, name="cache_last_fill")     # one-hot
         s_miss = Signal(name="search_miss")
 
         req = self.i.p
@@ -268,7 +270,7 @@ class ContextLookup(wiring.Component):
                 s_reads_done.eq(reads_done),
             ]
 
-        s_stale = (s_reads_done != reads_done) & s_hits.bit_select(last_fill, 1)
+        s_stale = (s_reads_done != reads_done) & (s_hits & last_fill).any()
         m.d.comb += s_miss.eq((s_status == ContextStatus.OK) & (~s_hits.any() | s_stale))
 
         # At most one entry holds a device (a context is filled only on a miss,
@@ -318,17 +320,18 @@ class ContextLookup(wiring.Component):
         r_done = Signal(name="miss_r_done")      # the beat arrived last cycle
         r_fault = Signal(name="miss_r_fault")
         r_v = Signal(name="miss_r_v")
+        r_ok = Signal(name="miss_r_ok")          # OKAY, V=1 and well formed: the context may be cached
         r_flags = Signal(ContextFlags, name="miss_r_flags")
-        # tc_misconfigured as an OR of a few registered partial ORs.
-        bad_terms = _misconfigured_terms(tc)
-        parts = [bad_terms[k:k + 16] for k in range(0, len(bad_terms), 16)]
-        r_bad = Signal(len(parts), name="miss_r_bad")
+        # tc_misconfigured, registered whole (an OR of about fifty bits:
+        # three gates from the R beat), so that the fill is one gate.
+        r_bad = Signal(name="miss_r_bad")
         m.d.sync += [
             r_done.eq(busy & issued & self.mem.r.valid),
             r_fault.eq(self.mem.r.p.resp != 0),
             r_v.eq(tc.v),
+            r_ok.eq((self.mem.r.p.resp == 0) & tc.v & ~tc_misconfigured(tc)),
             r_flags.eq(Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr)),
-            r_bad.eq(Cat(*(_or_all(p) for p in parts))),
+            r_bad.eq(tc_misconfigured(tc)),
         ]
         read = Signal(_Answer, name="answer_read")
         with m.If(r_fault):
@@ -384,7 +387,7 @@ class ContextLookup(wiring.Component):
         # A read answered in the cycle an invalidation applies does not fill,
         # covered or not (not filling is always safe).
         fill = Signal(name="cache_fill", attrs={"keep": 1})
-        m.d.comb += fill.eq(r_done & ~r_fault & r_v & ~r_bad.any() & ~no_fill & ~inval_any)
+        m.d.comb += fill.eq(r_done & r_ok & ~no_fill & ~inval_any)
 
         # --- cache updates: invalidations first, a fill never revives one ------------
         new_valid = Signal(n, name="cache_valid_next")
@@ -397,10 +400,10 @@ class ContextLookup(wiring.Component):
         with m.If(fill):
             m.d.sync += last_fill.eq(victim)
             for k in range(n):
-                with m.If(victim == k):
+                with m.If(victim[k]):
                     m.d.comb += new_valid[k].eq(1)
                     m.d.sync += [c_did[k].eq(held.did[:idx_bits]), c_flags[k].eq(r_flags),
                                  c_usable[k].eq(_usable(r_flags)), c_report[k].eq(_report(r_flags))]
-            m.d.sync += victim.eq(Mux(victim == n - 1, 0, victim + 1))
+            m.d.sync += victim.eq(Cat(victim[-1], victim[:-1]))
         m.d.sync += c_valid.eq(new_valid)
         return m
