@@ -181,8 +181,15 @@ class ContextLookup(wiring.Component):
             inval_did.eq(self.inval.did),
         ]
 
-        def covered(did):
-            return inval_all | (inval_one & (inval_did == did))
+        def covered(did, name):
+            # A balanced comparison (pairs of bits, then one gate), each
+            # part a net of its own so that synthesis does not chain it.
+            pairs = []
+            for k, lo in enumerate(range(0, idx_bits, 2)):
+                pair = Signal(name=f"{name}_{k}", attrs={"keep": 1})
+                m.d.comb += pair.eq(inval_did[lo:lo + 2] == did[lo:lo + 2])
+                pairs.append(pair)
+            return inval_all | (inval_one & Cat(*pairs).all())
 
         # --- the miss engine -----------------------------------------------------
         busy = Signal(name="miss_busy")          # a context read is outstanding
@@ -221,7 +228,8 @@ class ContextLookup(wiring.Component):
 
         req = self.i.p
         did_index = req.did[:idx_bits]
-        too_wide = req.did[idx_bits:].any()
+        too_wide = Signal(name="search_too_wide", attrs={"keep": 1})
+        m.d.comb += too_wide.eq(req.did[idx_bits:].any())
         hits = Cat(*(c_valid[k] & (c_did[k] == did_index) for k in range(n)))
         mode = self.ddtp.mode
         status_now = Signal(ContextStatus, name="search_status_now")
@@ -250,7 +258,14 @@ class ContextLookup(wiring.Component):
         # output is free now and the stage is empty (a stage that moves on
         # either starts a read or loads the output).
         o_empty = Signal(name="o_empty", init=1)
-        m.d.sync += o_empty.eq(~busy & o_free & ~s_valid)
+        # (written without the ``o_free`` net, which reaches every enable of
+        # the output register)
+        # (selected by ``o.ready`` last)
+        empty_if_taken = Signal(name="o_empty_if_taken", attrs={"keep": 1})
+        empty_if_held = Signal(name="o_empty_if_held", attrs={"keep": 1})
+        m.d.comb += [empty_if_taken.eq(~busy & ~s_valid),
+                     empty_if_held.eq(~busy & ~s_valid & ~o_valid)]
+        m.d.sync += o_empty.eq(Mux(self.o.ready, empty_if_taken, empty_if_held))
         m.d.comb += s_go.eq(s_valid & (o_empty | (self.o.ready & ~busy)))    # s_valid & o_free & ~busy
         i_open = Signal(name="search_open", init=1)
         i_ready = Signal(name="search_ready", attrs={"keep": 1})
@@ -350,12 +365,16 @@ class ContextLookup(wiring.Component):
         # It loads whenever it may change: from the search stage (a miss
         # leaves it with ``o.valid`` low and starts the read), or, while the
         # read is in flight, with the read's answer.
+        # The request's bits load only from the search stage (while a read
+        # is in flight they hold the missed request): their enable is one
+        # gate of flip-flops and ``o.ready``, a net of its own.
+        load_req = Signal(name="o_load_req", attrs={"keep": 1})
+        m.d.comb += load_req.eq(~busy & (~o_valid | self.o.ready))
+        with m.If(load_req):
+            m.d.sync += o_p.req.eq(s_req)
         with m.If(o_free):
             m.d.sync += o_valid.eq(Mux(busy, r_done, s_valid & ~s_miss))
-            with m.If(busy):
-                m.d.sync += o_p.eq(Cat(held, read))
-            with m.Else():
-                m.d.sync += o_p.eq(Cat(s_req, now))
+            m.d.sync += o_p.as_value()[PageRequest.as_shape().size:].eq(Mux(busy, read, now))
         with m.If(s_go & s_miss):
             m.d.sync += busy.eq(1)
         with m.If(r_done):
@@ -381,7 +400,7 @@ class ContextLookup(wiring.Component):
         with m.Else():
             with m.If(self.mem.ar.valid & self.mem.ar.ready):
                 m.d.sync += issued.eq(1)
-            with m.If(covered(held.did[:idx_bits])):
+            with m.If(covered(held.did[:idx_bits], "inval_hits_held")):
                 m.d.sync += no_fill.eq(1)
 
         # A read answered in the cycle an invalidation applies does not fill,
@@ -393,7 +412,7 @@ class ContextLookup(wiring.Component):
         new_valid = Signal(n, name="cache_valid_next")
         m.d.comb += new_valid.eq(c_valid)
         for k in range(n):
-            with m.If(covered(c_did[k])):
+            with m.If(covered(c_did[k], f"inval_hits{k}")):
                 m.d.comb += new_valid[k].eq(0)
         with m.If(r_done):
             m.d.sync += reads_done.eq(~reads_done)

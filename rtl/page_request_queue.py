@@ -189,9 +189,10 @@ class PageRequestQueue(wiring.Component):
         # A small RAM (distributed RAM where the device has it): written at the
         # tail when a request is decided, read asynchronously at the head.  An
         # entry is read only while occupied, so it needs no reset.  The two
-        # bits that decide the retirement are in a RAM of their own, read
-        # through a copy of the head index of their own (so that address
-        # reaches one small RAM, not every bit of the response).
+        # bits that decide the retirement are in a RAM of their own, and the
+        # head's are also in a register (``rob_head_kind``): loaded from the
+        # entry after the head as the head retires (read at an index of its
+        # own), or from the decision when it makes the head.
         m.submodules.rob = rob = Memory(shape=PrgResponse, depth=depth, init=[])
         rob_w = rob.write_port()
         rob_r = rob.read_port(domain="comb")
@@ -199,22 +200,26 @@ class PageRequestQueue(wiring.Component):
         kind_w = rob_kind.write_port()
         kind_r = rob_kind.read_port(domain="comb")
         head_ptr = Signal(ptr_bits + 1, name="rob_head")
-        head_kind = Signal(max(ptr_bits, 1), name="rob_head_kind")   # head_ptr's index, a copy
-        head_fate = Signal(max(ptr_bits, 1), name="rob_head_fate")   # another copy
+        head_after = Signal(max(ptr_bits, 1), name="rob_head_after", init=1 % depth)  # head index + 1
+        h_kind = Signal(_RetireKind, name="rob_head_kind")
         tail_ptr = Signal(ptr_bits + 1, name="rob_tail")
         bad = Signal(depth, name="rob_bad")           # write faulted or discarded
         w_pending = Signal(depth, name="rob_w_pending")  # write issued, B not yet seen
         # A write's fate is fixed when its B response arrives (``bad`` only
-        # marks writes still waiting for theirs): it is kept in a second
-        # small RAM at the entry's index, read asynchronously at the head.
-        # B responses come back in issue order, and writes retire in that
-        # order too, so the head (when it is a write) has its B response
-        # exactly when some B response has arrived for a write not yet
-        # retired: a count (``rob_b_ahead``) says whether the head is final,
-        # instead of a selection of per-entry flags.
+        # marks writes still waiting for theirs).  B responses come back in
+        # issue order, and writes retire in that order too, so the head
+        # (when it is a write) has its B response exactly when some B
+        # response has arrived for a write not yet retired: a count
+        # (``rob_b_ahead``) says whether the head is final, instead of a
+        # selection of per-entry flags; and the fates wait in a FIFO in that
+        # order, whose first one (``rob_head_fate``, a register) is the head
+        # write's.
         m.submodules.rob_fate = fate = Memory(shape=_WriteFate, depth=depth, init=[])
         fate_w = fate.write_port()
         fate_r = fate.read_port(domain="comb")
+        fate_in = Signal(max(ptr_bits, 1), name="rob_fate_in")
+        fate_after = Signal(max(ptr_bits, 1), name="rob_fate_after", init=1 % depth)  # first + 1
+        h_fate = Signal(_WriteFate, name="rob_head_fate")
         # (a thermometer code: bit i says more than i; no adder, no comparison)
         b_ahead = Signal(depth, name="rob_b_ahead")
         b_ahead_nz = b_ahead[0]
@@ -441,19 +446,22 @@ class PageRequestQueue(wiring.Component):
         # they touch the per-entry flags: one cycle of latency on publishing,
         # no path from the AXI port through the flags.  Whether the entry
         # was already discarded is registered with it (the flag of the
-        # entry the B FIFO offers, and a fault arriving now discards it).
+        # entry the B FIFO offers, and a fault arriving now discards it),
+        # and so is whether its fault is the first (``pq_first_fault``, a
+        # register: it stops the decisions one gate from flip-flops).
         b_fire = Signal(name="pq_b_fire")
         b_idx = Signal.like(b_order.r_data, name="pq_b_index", reset_less=True)
         b_fault = Signal(name="pq_b_fault", reset_less=True)
         b_bad = Signal(name="pq_b_bad", reset_less=True)
-        first_fault = Signal(name="pq_first_fault")
-        m.d.comb += b_order.r_en.eq(self.rec_mem.b.valid)
+        first_fault = Signal(name="pq_first_fault")    # b_fire & b_fault & ~b_bad
+        b_bad_next = Signal(name="pq_b_bad_next")
+        m.d.comb += [b_order.r_en.eq(self.rec_mem.b.valid),
+                     b_bad_next.eq(bad.bit_select(b_order.r_data, 1) | first_fault)]
         m.d.sync += [b_fire.eq(self.rec_mem.b.valid), b_idx.eq(b_order.r_data),
-                     b_fault.eq(self.rec_mem.b.p.resp != 0),
-                     b_bad.eq(bad.bit_select(b_order.r_data, 1) | first_fault)]
+                     b_fault.eq(self.rec_mem.b.p.resp != 0), b_bad.eq(b_bad_next),
+                     first_fault.eq(self.rec_mem.b.valid & (self.rec_mem.b.p.resp != 0) & ~b_bad_next)]
         new_bad = Signal(depth, name="rob_bad_next")
         m.d.comb += new_bad.eq(bad)
-        m.d.comb += first_fault.eq(b_fire & b_fault & ~b_bad)
         with m.If(first_fault):
             # The faulting record and every record issued after it are discarded.
             m.d.comb += new_bad.eq(bad | w_pending)
@@ -467,17 +475,19 @@ class PageRequestQueue(wiring.Component):
             with m.If(b_fire & (b_idx == k)):
                 m.d.sync += w_pending[k].eq(0)
         m.d.sync += bad.eq(new_bad)
-        m.d.comb += [fate_w.addr.eq(b_idx), fate_w.en.eq(b_fire),
-                     fate_w.data.bad.eq(b_bad | b_fault), fate_w.data.owner.eq(b_fault & ~b_bad)]
+        new_fate = Signal(_WriteFate, name="pq_b_fate")
+        m.d.comb += [new_fate.bad.eq(b_bad | b_fault), new_fate.owner.eq(b_fault & ~b_bad),
+                     fate_w.addr.eq(fate_in), fate_w.en.eq(b_fire), fate_w.data.eq(new_fate)]
+        with m.If(b_fire):
+            m.d.sync += fate_in.eq(fate_in + 1)
 
         # --- retire, in arrival order -------------------------------------------------------
         m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry.resp), rob_r.addr.eq(head_idx),
                      kind_w.addr.eq(tail_idx),
                      kind_w.data.eq(Cat(entry.is_write, entry.respond)),
-                     kind_r.addr.eq(head_kind), fate_r.addr.eq(head_fate)]
-        head = kind_r.data
+                     kind_r.addr.eq(head_after), fate_r.addr.eq(fate_after)]
+        head = h_kind
         head_resp = rob_r.data
-        h_fate = fate_r.data
         # A request leaves the retire order once its disposition is final (its
         # record's write acknowledged, if it has one) into a two-entry output
         # stage, which answers it on ``resp`` (or not) and only then counts it
@@ -574,8 +584,17 @@ class PageRequestQueue(wiring.Component):
             m.d.sync += self.pr_retired.eq(self.pr_retired + 1)
 
         with m.If(retire):
-            m.d.sync += [head_ptr.eq(head_ptr + 1), head_kind.eq(head_kind + 1),
-                         head_fate.eq(head_fate + 1)]
+            m.d.sync += [head_ptr.eq(head_ptr + 1), head_after.eq(head_after + 1),
+                         # the entry after the head, or the one decided now
+                         h_kind.eq(Mux(used[1], kind_r.data, Cat(entry.is_write, entry.respond)))]
+        with m.Elif(~occupied):
+            m.d.sync += h_kind.eq(Cat(entry.is_write, entry.respond))
+        with m.If(retired_write):
+            m.d.sync += [fate_after.eq(fate_after + 1),
+                         # the next fate in the FIFO, or the one arriving now
+                         h_fate.eq(Mux(b_ahead[1], fate_r.data, new_fate))]
+        with m.Elif(~b_ahead_nz):
+            m.d.sync += h_fate.eq(new_fate)
         # notify and the pqmf pulse leave through registers: pip is set the
         # cycle after pqt moves, and pqmf the cycle after the faulting record
         # retires (mf_pending holds the decisions back until then).
