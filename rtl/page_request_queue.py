@@ -33,6 +33,7 @@ _OutItem = data.StructLayout({"respond": 1, "resp": PrgResponse})
 #: decided (the PASID rule applied to PV; the PASID itself is zeroed without
 #: PV as the request retires, off the decision's path).  A request decided "write" keeps Response
 #: Failure: the answer if its record write faults; else it is not answered.
+#: (Assembled at the decision; stored as the response and the kind below.)
 _RetireEntry = data.StructLayout({
     "is_write": 1,      # decided "write": waits for its B response
     "respond": 1,       # L=1 and not a Stop Marker: answered unless its record is published
@@ -349,9 +350,9 @@ class PageRequestQueue(wiring.Component):
         write_alloc = Signal(name="pq_write_alloc", attrs=keep)     # a record is issued now
         m.d.comb += [decide.eq(lk.valid & can_decide),
                      write_alloc.eq(lk.valid & lk.p.usable & write_go & ~full)]
-        # (rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide), from
-        # the occupancy flags.
-        room_next = ~used[depth - 1] & ~(used[depth - 2] & decide)
+        # The ring has room for a decision next cycle (in pq_can_decide, with
+        # the fault register's room, below) when fewer than depth - 1 entries
+        # are taken, or depth - 1 and no decision is taken now.
 
         # --- fault reports: one register on ``fault`` ----------------------------------------
         # The register loads the lookup's report whenever it is free (its
@@ -379,7 +380,6 @@ class PageRequestQueue(wiring.Component):
         f_occ_next = Signal(name="pq_fault_taken_next")
         m.d.comb += f_occ_next.eq((f_occ & ~f_pop) | f_push)
         m.d.sync += f_occ.eq(f_occ_next)
-        f_room_next = ~f_occ_next
         record = Signal(PqRecord, name="decide_record")
         m.d.comb += [
             record.pid.eq(Mux(req.pv, req.pid, 0)),
@@ -467,7 +467,10 @@ class PageRequestQueue(wiring.Component):
             m.d.comb += new_bad.eq(bad | w_pending)
             m.d.sync += mf_pending.eq(1)
         for k in range(depth):
-            with m.If(decide & tail_onehot[k]):
+            # The flags of the slot at the tail are written whenever a
+            # decision may be taken (the slot is free then, and a decision
+            # takes it): their enable is one gate of flip-flops.
+            with m.If(can_decide & tail_onehot[k]):
                 m.d.sync += w_pending[k].eq(write)
                 # A record issued in the cycle an earlier one's fault arrives is
                 # discarded with it.
@@ -509,8 +512,7 @@ class PageRequestQueue(wiring.Component):
         out_drop2 = Signal(name="pq_out_drop2")            # the second taken, not to be answered
         retire = Signal(name="pq_retire")
         publish = Signal(name="pq_publish")
-        # The head's state (each use is one gate of the head's RAM words and
-        # flip-flops).
+        # The head's state (each use is one gate of registers).
         h_final = ~head.is_write | b_ahead_nz         # its disposition is final
         h_kept = head.is_write & ~h_fate.bad          # its record is published (once final)
         h_ready = occupied & ~out_full                # there is a head and room for it
@@ -552,8 +554,7 @@ class PageRequestQueue(wiring.Component):
             out_pop.eq(out_drop | (self.resp.valid & self.resp.ready)),
         ]
         # What the head pushes into the stage if it retires now: an item to
-        # answer, or one to drop (each one gate of the head's RAM words and
-        # flip-flops).
+        # answer, or one to drop (each one gate of registers).
         push_answer = Signal(name="pq_out_push_answer", attrs={"keep": 1})
         push_drop = Signal(name="pq_out_push_drop", attrs={"keep": 1})
         m.d.comb += [push_answer.eq(h_ready & h_final & out_item.respond),
@@ -619,7 +620,7 @@ class PageRequestQueue(wiring.Component):
         m.d.comb += [
             can_if_held.eq(~used[depth - 1] & ~restart & ~(~on & regs.enable)
                            & ~(f_occ & ~self.fault.ready)),
-            # (room_next and f_room_next with a decision now)
+            # (the ring's and the fault register's room with a decision now)
             can_taken_ok.eq(~used[depth - 2] & ~report),
         ]
         m.d.sync += can_decide.eq(can_if_held & (can_taken_ok | ~decide))
