@@ -161,7 +161,9 @@ class ContextLookup(wiring.Component):
         # The entry's answer bits, decoded at the fill: usable and report.
         c_usable = Signal(n, name="cache_usable", reset_less=True)
         c_report = Signal(n, name="cache_report", reset_less=True)
-        victim = Signal(range(max(n, 2)), name="cache_victim")
+        # The next entry to fill, one-hot (round robin), so that each
+        # entry's fill enable is one gate.
+        victim = Signal(n, name="cache_victim", init=1)
 
         # Invalidations are registered before they touch the cache (the command
         # queue's request arrives late in its cycle): the covered entries are
@@ -179,8 +181,15 @@ class ContextLookup(wiring.Component):
             inval_did.eq(self.inval.did),
         ]
 
-        def covered(did):
-            return inval_all | (inval_one & (inval_did == did))
+        def covered(did, name):
+            # A balanced comparison (pairs of bits, then one gate), each
+            # part a net of its own so that synthesis does not chain it.
+            pairs = []
+            for k, lo in enumerate(range(0, idx_bits, 2)):
+                pair = Signal(name=f"{name}_{k}", attrs={"keep": 1})
+                m.d.comb += pair.eq(inval_did[lo:lo + 2] == did[lo:lo + 2])
+                pairs.append(pair)
+            return inval_all | (inval_one & Cat(*pairs).all())
 
         # --- the miss engine -----------------------------------------------------
         busy = Signal(name="miss_busy")          # a context read is outstanding
@@ -214,12 +223,13 @@ class ContextLookup(wiring.Component):
         # last fill went to.
         reads_done = Signal(name="miss_reads_done")
         s_reads_done = Signal(name="search_reads_done", reset_less=True)
-        last_fill = Signal(range(max(n, 2)), name="cache_last_fill")
+        last_fill = Signal(n, name="cache_last_fill")     # one-hot
         s_miss = Signal(name="search_miss")
 
         req = self.i.p
         did_index = req.did[:idx_bits]
-        too_wide = req.did[idx_bits:].any()
+        too_wide = Signal(name="search_too_wide", attrs={"keep": 1})
+        m.d.comb += too_wide.eq(req.did[idx_bits:].any())
         hits = Cat(*(c_valid[k] & (c_did[k] == did_index) for k in range(n)))
         mode = self.ddtp.mode
         status_now = Signal(ContextStatus, name="search_status_now")
@@ -248,7 +258,14 @@ class ContextLookup(wiring.Component):
         # output is free now and the stage is empty (a stage that moves on
         # either starts a read or loads the output).
         o_empty = Signal(name="o_empty", init=1)
-        m.d.sync += o_empty.eq(~busy & o_free & ~s_valid)
+        # (written without the ``o_free`` net, which reaches every enable of
+        # the output register)
+        # (selected by ``o.ready`` last)
+        empty_if_taken = Signal(name="o_empty_if_taken", attrs={"keep": 1})
+        empty_if_held = Signal(name="o_empty_if_held", attrs={"keep": 1})
+        m.d.comb += [empty_if_taken.eq(~busy & ~s_valid),
+                     empty_if_held.eq(~busy & ~s_valid & ~o_valid)]
+        m.d.sync += o_empty.eq(Mux(self.o.ready, empty_if_taken, empty_if_held))
         m.d.comb += s_go.eq(s_valid & (o_empty | (self.o.ready & ~busy)))    # s_valid & o_free & ~busy
         i_open = Signal(name="search_open", init=1)
         i_ready = Signal(name="search_ready", attrs={"keep": 1})
@@ -268,7 +285,7 @@ class ContextLookup(wiring.Component):
                 s_reads_done.eq(reads_done),
             ]
 
-        s_stale = (s_reads_done != reads_done) & s_hits.bit_select(last_fill, 1)
+        s_stale = (s_reads_done != reads_done) & (s_hits & last_fill).any()
         m.d.comb += s_miss.eq((s_status == ContextStatus.OK) & (~s_hits.any() | s_stale))
 
         # At most one entry holds a device (a context is filled only on a miss,
@@ -318,17 +335,18 @@ class ContextLookup(wiring.Component):
         r_done = Signal(name="miss_r_done")      # the beat arrived last cycle
         r_fault = Signal(name="miss_r_fault")
         r_v = Signal(name="miss_r_v")
+        r_ok = Signal(name="miss_r_ok")          # OKAY, V=1 and well formed: the context may be cached
         r_flags = Signal(ContextFlags, name="miss_r_flags")
-        # tc_misconfigured as an OR of a few registered partial ORs.
-        bad_terms = _misconfigured_terms(tc)
-        parts = [bad_terms[k:k + 16] for k in range(0, len(bad_terms), 16)]
-        r_bad = Signal(len(parts), name="miss_r_bad")
+        # tc_misconfigured, registered whole (an OR of about fifty bits:
+        # three gates from the R beat), so that the fill is one gate.
+        r_bad = Signal(name="miss_r_bad")
         m.d.sync += [
             r_done.eq(busy & issued & self.mem.r.valid),
             r_fault.eq(self.mem.r.p.resp != 0),
             r_v.eq(tc.v),
+            r_ok.eq((self.mem.r.p.resp == 0) & tc.v & ~tc_misconfigured(tc)),
             r_flags.eq(Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr)),
-            r_bad.eq(Cat(*(_or_all(p) for p in parts))),
+            r_bad.eq(tc_misconfigured(tc)),
         ]
         read = Signal(_Answer, name="answer_read")
         with m.If(r_fault):
@@ -347,12 +365,16 @@ class ContextLookup(wiring.Component):
         # It loads whenever it may change: from the search stage (a miss
         # leaves it with ``o.valid`` low and starts the read), or, while the
         # read is in flight, with the read's answer.
+        # The request's bits load only from the search stage (while a read
+        # is in flight they hold the missed request): their enable is one
+        # gate of flip-flops and ``o.ready``, a net of its own.
+        load_req = Signal(name="o_load_req", attrs={"keep": 1})
+        m.d.comb += load_req.eq(~busy & (~o_valid | self.o.ready))
+        with m.If(load_req):
+            m.d.sync += o_p.req.eq(s_req)
         with m.If(o_free):
             m.d.sync += o_valid.eq(Mux(busy, r_done, s_valid & ~s_miss))
-            with m.If(busy):
-                m.d.sync += o_p.eq(Cat(held, read))
-            with m.Else():
-                m.d.sync += o_p.eq(Cat(s_req, now))
+            m.d.sync += o_p.as_value()[PageRequest.as_shape().size:].eq(Mux(busy, read, now))
         with m.If(s_go & s_miss):
             m.d.sync += busy.eq(1)
         with m.If(r_done):
@@ -378,29 +400,29 @@ class ContextLookup(wiring.Component):
         with m.Else():
             with m.If(self.mem.ar.valid & self.mem.ar.ready):
                 m.d.sync += issued.eq(1)
-            with m.If(covered(held.did[:idx_bits])):
+            with m.If(covered(held.did[:idx_bits], "inval_hits_held")):
                 m.d.sync += no_fill.eq(1)
 
         # A read answered in the cycle an invalidation applies does not fill,
         # covered or not (not filling is always safe).
         fill = Signal(name="cache_fill", attrs={"keep": 1})
-        m.d.comb += fill.eq(r_done & ~r_fault & r_v & ~r_bad.any() & ~no_fill & ~inval_any)
+        m.d.comb += fill.eq(r_done & r_ok & ~no_fill & ~inval_any)
 
         # --- cache updates: invalidations first, a fill never revives one ------------
         new_valid = Signal(n, name="cache_valid_next")
         m.d.comb += new_valid.eq(c_valid)
         for k in range(n):
-            with m.If(covered(c_did[k])):
+            with m.If(covered(c_did[k], f"inval_hits{k}")):
                 m.d.comb += new_valid[k].eq(0)
         with m.If(r_done):
             m.d.sync += reads_done.eq(~reads_done)
         with m.If(fill):
             m.d.sync += last_fill.eq(victim)
             for k in range(n):
-                with m.If(victim == k):
+                with m.If(victim[k]):
                     m.d.comb += new_valid[k].eq(1)
                     m.d.sync += [c_did[k].eq(held.did[:idx_bits]), c_flags[k].eq(r_flags),
                                  c_usable[k].eq(_usable(r_flags)), c_report[k].eq(_report(r_flags))]
-            m.d.sync += victim.eq(Mux(victim == n - 1, 0, victim + 1))
+            m.d.sync += victim.eq(Cat(victim[-1], victim[:-1]))
         m.d.sync += c_valid.eq(new_valid)
         return m

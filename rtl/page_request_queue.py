@@ -22,6 +22,10 @@ from .ingress import Ingress
 
 __all__ = ["PageRequestQueue"]
 
+#: What a write's B response decided: discarded (it faulted, or an earlier
+#: record's write did), and whether its fault is the one that sets pqmf.
+_WriteFate = data.StructLayout({"bad": 1, "owner": 1})
+
 #: A retired request on its way out: answered on ``resp`` or only counted.
 _OutItem = data.StructLayout({"respond": 1, "resp": PrgResponse})
 
@@ -29,11 +33,14 @@ _OutItem = data.StructLayout({"respond": 1, "resp": PrgResponse})
 #: decided (the PASID rule applied to PV; the PASID itself is zeroed without
 #: PV as the request retires, off the decision's path).  A request decided "write" keeps Response
 #: Failure: the answer if its record write faults; else it is not answered.
+#: (Assembled at the decision; stored as the response and the kind below.)
 _RetireEntry = data.StructLayout({
     "is_write": 1,      # decided "write": waits for its B response
     "respond": 1,       # L=1 and not a Stop Marker: answered unless its record is published
     "resp": PrgResponse,
 })
+#: The part of it that decides the retirement (kept in a RAM of its own).
+_RetireKind = data.StructLayout({"is_write": 1, "respond": 1})
 
 
 class PageRequestQueue(wiring.Component):
@@ -182,25 +189,51 @@ class PageRequestQueue(wiring.Component):
         # --- retire order (a ring of decided requests) -------------------------------
         # A small RAM (distributed RAM where the device has it): written at the
         # tail when a request is decided, read asynchronously at the head.  An
-        # entry is read only while occupied, so it needs no reset.
-        m.submodules.rob = rob = Memory(shape=_RetireEntry, depth=depth, init=[])
+        # entry is read only while occupied, so it needs no reset.  The two
+        # bits that decide the retirement are in a RAM of their own, and the
+        # head's are also in a register (``rob_head_kind``): loaded from the
+        # entry after the head as the head retires (read at an index of its
+        # own), or from the decision when it makes the head.
+        m.submodules.rob = rob = Memory(shape=PrgResponse, depth=depth, init=[])
         rob_w = rob.write_port()
         rob_r = rob.read_port(domain="comb")
+        m.submodules.rob_kind = rob_kind = Memory(shape=_RetireKind, depth=depth, init=[])
+        kind_w = rob_kind.write_port()
+        kind_r = rob_kind.read_port(domain="comb")
         head_ptr = Signal(ptr_bits + 1, name="rob_head")
+        head_after = Signal(max(ptr_bits, 1), name="rob_head_after", init=1 % depth)  # head index + 1
+        h_kind = Signal(_RetireKind, name="rob_head_kind")
         tail_ptr = Signal(ptr_bits + 1, name="rob_tail")
-        b_done = Signal(depth, name="rob_b_done")     # write acknowledged (either way)
         bad = Signal(depth, name="rob_bad")           # write faulted or discarded
-        owner = Signal(depth, name="rob_owner")       # the write whose fault sets pqmf
         w_pending = Signal(depth, name="rob_w_pending")  # write issued, B not yet seen
-        is_write = Signal(depth, name="rob_is_write")    # decided "write"
-        final = Signal(depth, name="rob_final")          # not a write, or its B seen
+        # A write's fate is fixed when its B response arrives (``bad`` only
+        # marks writes still waiting for theirs).  B responses come back in
+        # issue order, and writes retire in that order too, so the head
+        # (when it is a write) has its B response exactly when some B
+        # response has arrived for a write not yet retired: a count
+        # (``rob_b_ahead``) says whether the head is final, instead of a
+        # selection of per-entry flags; and the fates wait in a FIFO in that
+        # order, whose first one (``rob_head_fate``, a register) is the head
+        # write's.
+        m.submodules.rob_fate = fate = Memory(shape=_WriteFate, depth=depth, init=[])
+        fate_w = fate.write_port()
+        fate_r = fate.read_port(domain="comb")
+        fate_in = Signal(max(ptr_bits, 1), name="rob_fate_in")
+        fate_after = Signal(max(ptr_bits, 1), name="rob_fate_after", init=1 % depth)  # first + 1
+        h_fate = Signal(_WriteFate, name="rob_head_fate")
+        # (a thermometer code: bit i says more than i; no adder, no comparison)
+        b_ahead = Signal(depth, name="rob_b_ahead")
+        b_ahead_nz = b_ahead[0]
         # Whether the ring has room for a decision is registered (in
         # pq_can_decide): it has when fewer than depth-1 entries are taken, or
         # depth-1 and no decision is taken now (a retirement is seen a cycle
-        # later).
-        occupied = Signal(name="rob_occupied")      # head_ptr != tail_ptr (see below)
-        head_onehot = Signal(depth, name="rob_head_onehot", init=1)   # (see below)
+        # later).  The occupancy is a thermometer code (bit i: more than i
+        # entries taken), so that each test is one bit or two.
+        used = Signal(depth, name="rob_used")
+        occupied = used[0]
         tail_idx = tail_ptr[:ptr_bits]
+        # The tail index, also one-hot: each entry's allocation is one gate.
+        tail_onehot = Signal(depth, name="rob_tail_onehot", init=1)
         head_idx = head_ptr[:ptr_bits]
 
         # --- record issue FIFOs ---------------------------------------------------------
@@ -317,14 +350,9 @@ class PageRequestQueue(wiring.Component):
         write_alloc = Signal(name="pq_write_alloc", attrs=keep)     # a record is issued now
         m.d.comb += [decide.eq(lk.valid & can_decide),
                      write_alloc.eq(lk.valid & lk.p.usable & write_go & ~full)]
-        # (rob_used < depth - 1) | ((rob_used == depth - 1) & ~decide), from
-        # the one-hot head and the occupancy flag (no subtraction): the
-        # pointers are depth apart when the tail index is the head's and the
-        # ring is occupied, depth - 1 when it is the one before the head's.
-        at_tail = lambda onehot: onehot.bit_select(tail_idx, 1)
-        ring_full = occupied & at_tail(head_onehot)
-        ring_almost = at_tail(Cat(head_onehot[1:], head_onehot[0]))
-        room_next = ~ring_full & ~(ring_almost & decide)
+        # The ring has room for a decision next cycle (in pq_can_decide, with
+        # the fault register's room, below) when fewer than depth - 1 entries
+        # are taken, or depth - 1 and no decision is taken now.
 
         # --- fault reports: one register on ``fault`` ----------------------------------------
         # The register loads the lookup's report whenever it is free (its
@@ -352,7 +380,6 @@ class PageRequestQueue(wiring.Component):
         f_occ_next = Signal(name="pq_fault_taken_next")
         m.d.comb += f_occ_next.eq((f_occ & ~f_pop) | f_push)
         m.d.sync += f_occ.eq(f_occ_next)
-        f_room_next = ~f_occ_next
         record = Signal(PqRecord, name="decide_record")
         m.d.comb += [
             record.pid.eq(Mux(req.pv, req.pid, 0)),
@@ -376,9 +403,10 @@ class PageRequestQueue(wiring.Component):
                                 equal(issue_next, regs.sw_index, "pq_full_if_held")))
         # The retire order's slot at the tail is free whenever a decision may
         # be taken: it is written then, whatever the decision.
-        m.d.comb += rob_w.en.eq(can_decide)
+        m.d.comb += [rob_w.en.eq(can_decide), kind_w.en.eq(can_decide)]
         with m.If(decide):
-            m.d.sync += tail_ptr.eq(tail_ptr + 1)
+            m.d.sync += [tail_ptr.eq(tail_ptr + 1),
+                         tail_onehot.eq(Cat(tail_onehot[-1], tail_onehot[:-1]))]
             m.d.sync += of_pending.eq(set_of)
         with m.If(write_alloc):
             m.d.comb += [aw_fifo.w_en.eq(1), w_fifo.w_en.eq(1), b_order.w_en.eq(1)]
@@ -416,116 +444,140 @@ class PageRequestQueue(wiring.Component):
         # --- per-entry flags: allocation, B responses, fault discards -------------------------
         # B responses are registered (with the entry they belong to) before
         # they touch the per-entry flags: one cycle of latency on publishing,
-        # no path from the AXI port through the flags.
+        # no path from the AXI port through the flags.  Whether the entry
+        # was already discarded is registered with it (the flag of the
+        # entry the B FIFO offers, and a fault arriving now discards it),
+        # and so is whether its fault is the first (``pq_first_fault``, a
+        # register: it stops the decisions one gate from flip-flops).
         b_fire = Signal(name="pq_b_fire")
         b_idx = Signal.like(b_order.r_data, name="pq_b_index", reset_less=True)
         b_fault = Signal(name="pq_b_fault", reset_less=True)
-        m.d.comb += b_order.r_en.eq(self.rec_mem.b.valid)
+        b_bad = Signal(name="pq_b_bad", reset_less=True)
+        first_fault = Signal(name="pq_first_fault")    # b_fire & b_fault & ~b_bad
+        b_bad_next = Signal(name="pq_b_bad_next")
+        m.d.comb += [b_order.r_en.eq(self.rec_mem.b.valid),
+                     b_bad_next.eq(bad.bit_select(b_order.r_data, 1) | first_fault)]
         m.d.sync += [b_fire.eq(self.rec_mem.b.valid), b_idx.eq(b_order.r_data),
-                     b_fault.eq(self.rec_mem.b.p.resp != 0)]
+                     b_fault.eq(self.rec_mem.b.p.resp != 0), b_bad.eq(b_bad_next),
+                     first_fault.eq(self.rec_mem.b.valid & (self.rec_mem.b.p.resp != 0) & ~b_bad_next)]
         new_bad = Signal(depth, name="rob_bad_next")
         m.d.comb += new_bad.eq(bad)
-        first_fault = Signal(name="pq_first_fault")
-        m.d.comb += first_fault.eq(b_fire & b_fault & ~bad.bit_select(b_idx, 1))
         with m.If(first_fault):
             # The faulting record and every record issued after it are discarded.
             m.d.comb += new_bad.eq(bad | w_pending)
             m.d.sync += mf_pending.eq(1)
         for k in range(depth):
-            with m.If(decide & (tail_idx == k)):
-                m.d.sync += [b_done[k].eq(0), owner[k].eq(0), w_pending[k].eq(write),
-                             is_write[k].eq(write), final[k].eq(~write)]
+            # The flags of the slot at the tail are written whenever a
+            # decision may be taken (the slot is free then, and a decision
+            # takes it): their enable is one gate of flip-flops.
+            with m.If(can_decide & tail_onehot[k]):
+                m.d.sync += w_pending[k].eq(write)
                 # A record issued in the cycle an earlier one's fault arrives is
                 # discarded with it.
                 m.d.comb += new_bad[k].eq(first_fault)
             with m.If(b_fire & (b_idx == k)):
-                m.d.sync += [b_done[k].eq(1), w_pending[k].eq(0), final[k].eq(1)]
-                with m.If(first_fault):
-                    m.d.sync += owner[k].eq(1)
+                m.d.sync += w_pending[k].eq(0)
         m.d.sync += bad.eq(new_bad)
+        new_fate = Signal(_WriteFate, name="pq_b_fate")
+        m.d.comb += [new_fate.bad.eq(b_bad | b_fault), new_fate.owner.eq(b_fault & ~b_bad),
+                     fate_w.addr.eq(fate_in), fate_w.en.eq(b_fire), fate_w.data.eq(new_fate)]
+        with m.If(b_fire):
+            m.d.sync += fate_in.eq(fate_in + 1)
 
         # --- retire, in arrival order -------------------------------------------------------
-        m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry), rob_r.addr.eq(head_idx)]
-        head = rob_r.data
-        # head_ptr != tail_ptr, in a register of its own (set by a decision,
-        # cleared when the last entry retires) so the head's handshake starts
-        # from one flip-flop rather than a comparison of the pointers.
+        m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry.resp), rob_r.addr.eq(head_idx),
+                     kind_w.addr.eq(tail_idx),
+                     kind_w.data.eq(Cat(entry.is_write, entry.respond)),
+                     kind_r.addr.eq(head_after), fate_r.addr.eq(fate_after)]
+        head = h_kind
+        head_resp = rob_r.data
         # A request leaves the retire order once its disposition is final (its
         # record's write acknowledged, if it has one) into a two-entry output
         # stage, which answers it on ``resp`` (or not) and only then counts it
         # in ``pr_retired``.  So the retire order never waits on ``resp.ready``
         # in the same cycle, and the count still follows arrival order.  The
         # stage is a ring of two registers, each loading the head's item
-        # whenever it is free (its enable is a flip-flop); ``resp`` leaves
-        # from the one at the read pointer (one gate from flip-flops).
-        out_taken = Signal(2, name="pq_out_taken")
-        out_answer = Signal(2, name="pq_out_answer")      # taken, and to be answered
+        # whenever it is free (its enable is one gate of flip-flops); ``resp``
+        # leaves from the one at the read pointer (one gate from flip-flops).
+        # Its state is kept relative to the read pointer: the first entry
+        # (to answer: ``resp.valid``; to drop: ``pq_out_drop``), the second
+        # (taken only when both are), so that ``resp.ready`` is one gate
+        # from each register it moves.  An item goes to the first entry
+        # when the stage is empty, else to the second.
         out_entry = [Signal(_OutItem, name=f"pq_out{k}", reset_less=True) for k in range(2)]
-        out_wp = Signal(name="pq_out_wp")
         out_rp = Signal(name="pq_out_rp")
         out_full = Signal(name="pq_out_full")              # both taken
+        out_drop = Signal(name="pq_out_drop")              # the first taken, not to be answered
+        out_answer2 = Signal(name="pq_out_answer2")        # the second taken, to be answered
+        out_drop2 = Signal(name="pq_out_drop2")            # the second taken, not to be answered
         retire = Signal(name="pq_retire")
         publish = Signal(name="pq_publish")
-        # The head's state, each a net of its own (read, then one gate).
-        h_final = Signal(name="pq_head_final", attrs={"keep": 1})   # its disposition is final
-        h_kept = Signal(name="pq_head_kept", attrs={"keep": 1})     # its record is published
-        # What each entry would do at the head, one gate from its flags, so
-        # that the head's is a selection.
-        kept_if_head = Signal(depth, name="rob_kept")
-        pub_if_head = Signal(depth, name="rob_publishable")
-        fault_if_head = Signal(depth, name="rob_fault_owner")
-        m.d.comb += [kept_if_head.eq(is_write & ~bad),
-                     pub_if_head.eq(is_write & b_done & ~bad),
-                     fault_if_head.eq(is_write & b_done & bad & owner)]
-        # The head is also kept one-hot: a selection is then an AND-OR.
-
-        def at_head(flags):
-            return (flags & head_onehot).any()
-        m.d.comb += [h_final.eq(at_head(final)), h_kept.eq(at_head(kept_if_head))]
-        h_pub = at_head(pub_if_head)
-        h_fault = at_head(fault_if_head)
-        # (each one gate after the head's state, not one after another)
-        h_ready = Signal(name="pq_head_ready", attrs={"keep": 1})   # there is a head and room for it
-        m.d.comb += h_ready.eq(occupied & ~out_full)
+        # The head's state (each use is one gate of registers).
+        h_final = ~head.is_write | b_ahead_nz         # its disposition is final
+        h_kept = head.is_write & ~h_fate.bad          # its record is published (once final)
+        h_ready = occupied & ~out_full                # there is a head and room for it
         m.d.comb += retire.eq(h_ready & h_final)
-        # One entry left: the tail index is the one after the head's.
-        one_left = at_tail(Cat(head_onehot[-1], head_onehot[:-1]))
-        m.d.sync += occupied.eq(decide | (occupied & ~(retire & one_left)))
-        m.d.comb += publish.eq(h_ready & h_pub)
+        m.d.comb += publish.eq(h_ready & head.is_write & b_ahead_nz & ~h_fate.bad)
+        retired_write = Signal(name="pq_retired_write")
+        m.d.comb += retired_write.eq(h_ready & head.is_write & b_ahead_nz)
+
+        def count(thermometer, up, down):
+            # One more or one fewer (the shift's direction depends on ``up``
+            # alone; ``down`` only enables it).
+            more = Cat(Const(1, 1), thermometer[:-1])
+            fewer = Cat(thermometer[1:], Const(0, 1))
+            with m.If(up ^ down):
+                m.d.sync += thermometer.eq(Mux(up, more, fewer))
+        count(used, decide, retire)
+        # B responses for writes not yet retired.
+        count(b_ahead, b_fire, retired_write)
+
         out_item = Signal(_OutItem, name="pq_out_item")
         m.d.comb += [
             # Not answered when its record is published (written, not discarded).
             out_item.respond.eq(head.respond & ~h_kept),
-            out_item.resp.did.eq(head.resp.did),
-            out_item.resp.pv.eq(head.resp.pv),
-            out_item.resp.pid.eq(Mux(head.resp.pv, head.resp.pid, 0)),
-            out_item.resp.prgi.eq(head.resp.prgi),
-            out_item.resp.code.eq(head.resp.code),
+            out_item.resp.did.eq(head_resp.did),
+            out_item.resp.pv.eq(head_resp.pv),
+            out_item.resp.pid.eq(Mux(head_resp.pv, head_resp.pid, 0)),
+            out_item.resp.prgi.eq(head_resp.prgi),
+            out_item.resp.code.eq(head_resp.code),
         ]
-        out_pop = Signal(name="pq_out_pop")
+        out_empty = ~self.resp.valid & ~out_drop
         for k in range(2):
-            with m.If(~out_taken[k]):
+            with m.If(Mux(out_rp == k, out_empty, ~out_full)):
                 m.d.sync += out_entry[k].eq(out_item)
+        # The first entry leaves when it is not to be answered or ``resp``
+        # takes it.
+        out_pop = Signal(name="pq_out_pop")
         m.d.comb += [
             self.resp.p.eq(Mux(out_rp, out_entry[1].resp.as_value(), out_entry[0].resp.as_value())),
-            out_pop.eq(out_taken.bit_select(out_rp, 1)
-                       & (~out_answer.bit_select(out_rp, 1) | self.resp.ready)),
+            out_pop.eq(out_drop | (self.resp.valid & self.resp.ready)),
         ]
-        out_taken_next = Signal(2, name="pq_out_taken_next")
-        for k in range(2):
-            popped = out_pop & (out_rp == k)
-            pushed = retire & (out_wp == k)
-            m.d.comb += out_taken_next[k].eq((out_taken[k] & ~popped) | pushed)
-        out_answer_next = Signal(2, name="pq_out_answer_next")
-        for k in range(2):
-            popped = out_pop & (out_rp == k)
-            pushed = retire & (out_wp == k)
-            m.d.comb += out_answer_next[k].eq(Mux(pushed, out_item.respond, out_answer[k] & ~popped))
-        out_rp_next = out_rp ^ out_pop
-        # ``resp.valid`` is a register of its own (the entry at the next read pointer).
-        m.d.sync += [out_taken.eq(out_taken_next), out_full.eq(out_taken_next.all()),
-                     out_answer.eq(out_answer_next), out_wp.eq(out_wp ^ retire), out_rp.eq(out_rp_next),
-                     self.resp.valid.eq(out_answer_next.bit_select(out_rp_next, 1))]
+        # What the head pushes into the stage if it retires now: an item to
+        # answer, or one to drop (each one gate of registers).
+        push_answer = Signal(name="pq_out_push_answer", attrs={"keep": 1})
+        push_drop = Signal(name="pq_out_push_drop", attrs={"keep": 1})
+        m.d.comb += [push_answer.eq(h_ready & h_final & out_item.respond),
+                     push_drop.eq(h_ready & h_final & ~out_item.respond)]
+        # The first entry next: after a pop, the second (the one pushed now,
+        # unless both were taken); without one, the same (the one pushed now,
+        # if the stage is empty).  The second: kept while both are taken and
+        # none leaves, loaded by a push while one is taken and none leaves.
+        # Written out with what the flags imply (the second's flags imply
+        # ``out_full``, a push implies not full, ``out_drop`` implies a pop,
+        # and a first entry that stays is one to answer), so that each is a
+        # gate or two of ``resp.ready`` and the push.
+        stays = self.resp.valid & ~self.resp.ready      # the first is taken and does not leave
+        m.d.sync += [
+            out_rp.eq(out_rp ^ out_pop),
+            # pop ? answer2 | push_answer : valid | (empty & push_answer)
+            self.resp.valid.eq(push_answer | (out_pop & out_answer2) | stays),
+            # pop ? drop2 | push_drop : empty & push_drop
+            out_drop.eq((push_drop & (out_pop | ~self.resp.valid)) | (out_pop & out_drop2)),
+            out_answer2.eq(stays & (out_answer2 | push_answer)),
+            out_drop2.eq(stays & (out_drop2 | push_drop)),
+            out_full.eq(stays & (out_full | retire)),
+        ]
         # Counted a cycle after it leaves (the count's enable is then a flip-flop).
         out_popped = Signal(name="pq_out_popped")
         m.d.sync += out_popped.eq(out_pop)
@@ -533,8 +585,17 @@ class PageRequestQueue(wiring.Component):
             m.d.sync += self.pr_retired.eq(self.pr_retired + 1)
 
         with m.If(retire):
-            m.d.sync += [head_ptr.eq(head_ptr + 1),
-                         head_onehot.eq(Cat(head_onehot[-1], head_onehot[:-1]))]
+            m.d.sync += [head_ptr.eq(head_ptr + 1), head_after.eq(head_after + 1),
+                         # the entry after the head, or the one decided now
+                         h_kind.eq(Mux(used[1], kind_r.data, Cat(entry.is_write, entry.respond)))]
+        with m.Elif(~occupied):
+            m.d.sync += h_kind.eq(Cat(entry.is_write, entry.respond))
+        with m.If(retired_write):
+            m.d.sync += [fate_after.eq(fate_after + 1),
+                         # the next fate in the FIFO, or the one arriving now
+                         h_fate.eq(Mux(b_ahead[1], fate_r.data, new_fate))]
+        with m.Elif(~b_ahead_nz):
+            m.d.sync += h_fate.eq(new_fate)
         # notify and the pqmf pulse leave through registers: pip is set the
         # cycle after pqt moves, and pqmf the cycle after the faulting record
         # retires (mf_pending holds the decisions back until then).
@@ -547,12 +608,22 @@ class PageRequestQueue(wiring.Component):
         # leaves (pqmf then holds every decision back, and pqt cannot move,
         # since every record issued after the faulting one is discarded).
         restart = Signal(name="pq_restart")
-        m.d.sync += restart.eq(h_ready & h_fault)
+        m.d.sync += restart.eq(h_ready & head.is_write & b_ahead_nz & h_fate.owner)
         m.d.comb += regs.set_status.pqmf.eq(restart)
         # No decision in the cycle after a restart or an enable: the full test
         # of that cycle compares an old index.
-        can_decide_next = room_next & f_room_next & ~restart & ~(~on & regs.enable)
-        m.d.sync += can_decide.eq(can_decide_next)
+        # Written as the terms without ``decide`` (a net that reaches every
+        # enable of the decision) and those a decision now adds, which it
+        # then selects: one gate after it.
+        can_if_held = Signal(name="pq_can_decide_if_held", attrs=keep)
+        can_taken_ok = Signal(name="pq_can_decide_taken_ok", attrs=keep)
+        m.d.comb += [
+            can_if_held.eq(~used[depth - 1] & ~restart & ~(~on & regs.enable)
+                           & ~(f_occ & ~self.fault.ready)),
+            # (the ring's and the fault register's room with a decision now)
+            can_taken_ok.eq(~used[depth - 2] & ~report),
+        ]
+        m.d.sync += can_decide.eq(can_if_held & (can_taken_ok | ~decide))
         with m.If(restart):
             m.d.sync += [issue_idx.eq(pqt), issue_next.eq((pqt + 1) & mask),
                          issue_next2.eq((pqt + 2) & mask), mf_pending.eq(0)]
@@ -561,7 +632,7 @@ class PageRequestQueue(wiring.Component):
         # registered allocations and retirements.
         m.d.sync += issued_last.eq(write_alloc)
         retired_write_last = Signal(name="pq_retired_write_last")
-        m.d.sync += retired_write_last.eq(retire & head.is_write)
+        m.d.sync += retired_write_last.eq(retired_write)
         m.d.sync += writes_in_rob.eq(writes_in_rob + issued_last - retired_write_last)
 
         # --- on/off (DESIGN §2 "Timing") -------------------------------------------------------
@@ -581,10 +652,22 @@ class PageRequestQueue(wiring.Component):
         # as they will be.
         mf_pending_next = ~restart & (mf_pending | first_fault)
         of_pending_next = decide & set_of
-        queue_ok_next = regs.enable & ~regs.status.pqmf & ~restart & on_next & ~mf_pending_next
+        # (on_next is 1 whenever pqen is)
+        queue_ok_next = regs.enable & ~regs.status.pqmf & ~restart & ~mf_pending_next
         no_of_next = ~regs.status.pqof & ~of_pending & ~of_pending_next
+        # (of_pending_next with a decision now: success & full)
+        go_if_held = Signal(name="pq_write_go_if_held", attrs=keep)
+        go_taken_ok = Signal(name="pq_write_go_taken_ok", attrs=keep)
+        m.d.comb += [
+            # can_if_held, queue_ok_next and no_of_next without a decision, all flip-flops
+            go_if_held.eq(~used[depth - 1] & ~restart & ~(~on & regs.enable)
+                          & ~(f_occ & ~self.fault.ready)
+                          & regs.enable & ~regs.status.pqmf & ~mf_pending & ~first_fault
+                          & ~regs.status.pqof & ~of_pending),
+            go_taken_ok.eq(~used[depth - 2] & ~report & ~(lk.p.usable & queue_ok & full)),
+        ]
         m.d.sync += [queue_ok.eq(queue_ok_next), no_of.eq(no_of_next),
-                     write_go.eq(can_decide_next & queue_ok_next & no_of_next)]
+                     write_go.eq(go_if_held & (go_taken_ok | ~decide))]
         return m
 
 
