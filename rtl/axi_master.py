@@ -31,7 +31,8 @@ def _next_turn(m, name, requests, turn):
 
     Returns the next value of ``turn`` (combinational)."""
     count = len(requests)
-    nxt = Signal(count, name=f"{name}_next_turn")
+    # Kept: logic that needs the next turn takes it as one net.
+    nxt = Signal(count, name=f"{name}_next_turn", attrs={"keep": 1})
     m.d.comb += nxt.eq(turn)
     for prev in range(count):
         with m.If(turn[prev]):
@@ -79,7 +80,9 @@ class AxiMaster(wiring.Component):
       client that alone has requests is offered the channel every cycle.  A
       granted request sits in an output register until the slave takes it
       (AxVALID never depends on AxREADY).  AW is offered only while the AW
-      order (``w_order_depth`` bursts) has room.
+      order (``w_order_depth`` bursts) has room; that is worked out a cycle
+      ahead, so with ``w_order_depth - 1`` bursts in the order and none
+      leaving it in the cycle before, AW waits a cycle.
     * W beats follow AW order: the client whose AW was granted first sends its
       whole burst first.  A granted AW joins the order as it is granted, and
       the head of the order owns W from the cycle after.  A client named in
@@ -164,8 +167,12 @@ class AxiMaster(wiring.Component):
         order_valid = Signal(depth, name="w_order_valid")
         # A granted AW enters the order as it is granted.
         order_push = Signal(width, name="w_order_push")
-        order_push_any = Signal(name="w_order_push_any", attrs={"keep": 1})
-        order_room = ~order_valid[depth - 1]
+        # Room for one more burst: a flip-flop worked out a cycle ahead from
+        # the occupancy and the pop only (with ``depth - 1`` bursts in the
+        # order and none leaving it, AW waits a cycle).
+        order_room = Signal(name="w_order_room", init=1)
+        order_room_next = Signal(name="w_order_room_next")
+        m.d.sync += order_room.eq(order_room_next)
 
         for ch, clients, needs_order in (("aw", self.write, True), ("ar", self.read, False)):
             valid = getattr(axi, f"{ch}valid")
@@ -183,13 +190,17 @@ class AxiMaster(wiring.Component):
             m.d.sync += select_n.eq(~turn_next)
             select = ~select_n
             can_load = ~valid | ready
-            offer = can_load & order_room if needs_order else can_load
-            taken = [Signal(name=f"{ch}_taken_{index}") for index in range(count)]
-            for index, p in enumerate(ports):
-                m.d.comb += [p.ready.eq(turn[index] & offer), taken[index].eq(p.valid & p.ready)]
-            in_turn = Cat(*(turn[i] & p.valid for i, p in enumerate(ports))).any()
             if needs_order:
-                in_turn = in_turn & order_room
+                # "Its turn and the order has room" per client, a flip-flop
+                # worked out a cycle ahead: a client's ``aw.ready`` and its
+                # push into the AW order are one LUT4 each.
+                offered = Signal(count, name=f"{ch}_turn_room", init=turn.init)
+                m.d.sync += offered.eq(turn_next & order_room_next.replicate(count))
+            else:
+                offered = turn
+            for index, p in enumerate(ports):
+                m.d.comb += p.ready.eq(offered[index] & can_load)
+            in_turn = Cat(*(offered[i] & p.valid for i, p in enumerate(ports))).any()
             # The address, length, size and ID registers load the client in
             # turn whenever the register may change (when that client offers
             # nothing AxVALID does not offer it either), so their load enable
@@ -213,12 +224,12 @@ class AxiMaster(wiring.Component):
             if needs_order:
                 aw_turn, awvalid_next = turn, valid_next
                 # The pushes into the AW order: one kept LUT per client from
-                # flip-flops and the port's ``awready``, then their OR.
+                # flip-flops and the port's ``awready``.
                 push_bits = [Signal(name=f"w_order_push_{i}", attrs={"keep": 1})
                              for i in range(count)]
                 for i, p in enumerate(ports):
-                    m.d.comb += push_bits[i].eq(turn[i] & p.valid & (~valid | ready) & order_room)
-                m.d.comb += [order_push.eq(Cat(*push_bits)), order_push_any.eq(Cat(*push_bits).any())]
+                    m.d.comb += push_bits[i].eq(offered[i] & p.valid & (~valid | ready))
+                m.d.comb += order_push.eq(Cat(*push_bits))
 
         # --- W: the head of the AW order owns the channel -----------------------
         # ``m_axi_w*`` are an output register, the only storage of the W path:
@@ -329,21 +340,20 @@ class AxiMaster(wiring.Component):
             for k in range(depth):
                 with m.Case(k):
                     m.d.comb += third.eq(order[k])
-        # Occupancy (thermometer): up one on a push, down one on a pop, as
-        # AND/OR of the place, its neighbours, the push and the pop (a place
-        # is taken after an "up" if the one below is, and stays taken after a
-        # "down" if the one above is).
-        order_valid_next = Signal(depth, name="w_order_valid_next")
-        # Only place 0 sees a burst over in its AW's cycle (the order is empty
-        # then, so the other places may count any granted AW).
+        # Occupancy (thermometer): ``occupancy`` is the order without the AW
+        # pushed in the cycle before (``pushed``), so only the pop of this
+        # cycle reaches it; ``order_valid``, the occupancy now, is one LUT
+        # from these flip-flops.
+        occupancy = Signal(depth, name="w_order_occupancy")
+        pushed = Signal(name="w_order_pushed")
+        for k in range(depth):
+            below = occupancy[k - 1] if k > 0 else Const(1)
+            m.d.comb += order_valid[k].eq(occupancy[k] | (pushed & below))
         for k in range(depth):
             above_valid = order_valid[k + 1] if k + 1 < depth else Const(0)
-            below_valid = order_valid[k - 1] if k > 0 else Const(1)
-            push_k = push_in if k == 0 else order_push_any
-            m.d.comb += order_valid_next[k].eq(
-                below_valid & (order_valid[k] | (push_k & ~last_taken))
-                & (above_valid | push_k | ~last_taken))
-        m.d.sync += order_valid.eq(order_valid_next)
+            m.d.sync += occupancy[k].eq(order_valid[k] & (above_valid | ~last_taken))
+        m.d.sync += pushed.eq(push_in)
+        m.d.comb += order_room_next.eq(~order_valid[depth - 2] | last_taken)
         # The W channel's flip-flops of the next cycle, from the next state:
         # ``idle_ok`` is "AW register free and the order empty" next.  An AW
         # granted now is in the AW register next, so with the AW register
