@@ -80,9 +80,9 @@ class AxiMaster(wiring.Component):
       client that alone has requests is offered the channel every cycle.  A
       granted request sits in an output register until the slave takes it
       (AxVALID never depends on AxREADY).  AW is offered only while the AW
-      order (``w_order_depth`` bursts) has room; that is worked out a cycle
-      ahead, so with ``w_order_depth - 1`` bursts in the order and none
-      leaving it in the cycle before, AW waits a cycle.
+      order (``w_order_depth`` bursts, at least 3) has room: while it held
+      at most ``w_order_depth - 3`` bursts two cycles before (worked out
+      from flip-flops only).
     * W beats follow AW order: the client whose AW was granted first sends its
       whole burst first.  A granted AW joins the order as it is granted, and
       the head of the order owns W from the cycle after.  A client named in
@@ -118,8 +118,8 @@ class AxiMaster(wiring.Component):
             raise TypeError(f"addr_width must be an integer above 12, not {addr_width!r}")
         if data_width not in (64, 128):
             raise TypeError(f"data_width must be 64 or 128, not {data_width!r}")
-        if not isinstance(w_order_depth, int) or w_order_depth < 2:
-            raise TypeError(f"w_order_depth must be an integer of at least 2, not {w_order_depth!r}")
+        if not isinstance(w_order_depth, int) or w_order_depth < 3:
+            raise TypeError(f"w_order_depth must be an integer of at least 3, not {w_order_depth!r}")
         self.read_clients, self.write_clients = read_clients, write_clients
         self.addr_width, self.data_width = addr_width, data_width
         self.w_order_depth = w_order_depth
@@ -167,9 +167,8 @@ class AxiMaster(wiring.Component):
         order_valid = Signal(depth, name="w_order_valid")
         # A granted AW enters the order as it is granted.
         order_push = Signal(width, name="w_order_push")
-        # Room for one more burst: a flip-flop worked out a cycle ahead from
-        # the occupancy and the pop only (with ``depth - 1`` bursts in the
-        # order and none leaving it, AW waits a cycle).
+        # Room for one more burst: a flip-flop worked out from the occupancy
+        # two cycles before (see ``room_ahead`` below).
         order_room = Signal(name="w_order_room", init=1)
         order_room_next = Signal(name="w_order_room_next")
         m.d.sync += order_room.eq(order_room_next)
@@ -316,8 +315,15 @@ class AxiMaster(wiring.Component):
         wr_ptr = Signal(ptr_width, name="w_order_wr")
         third_ptr = Signal(ptr_width, name="w_order_third", init=2 % depth)
 
-        def _succ(ptr):
-            return Mux(ptr == depth - 1, 0, ptr + 1)[:ptr_width]
+        def _advance(ptr, step):
+            # ``ptr + step`` modulo ``depth``, written without a multiplexer
+            # back from the register (no clock enable: on iCE40 an enable
+            # with a synchronous reset costs a LUT).
+            # Bit by bit (an adder would be a carry chain).
+            bits = [ptr[b] ^ (step & ptr[:b].all() if b else step) for b in range(ptr_width)]
+            if depth == 1 << ptr_width:
+                return Cat(*bits)
+            return Cat(*bits) & ~((ptr == depth - 1) & step).replicate(ptr_width)
 
         # Written out so that the W channel's part is one LUT ahead of the
         # last one: ``keep[i]`` is low when client ``i``'s burst would be
@@ -326,12 +332,14 @@ class AxiMaster(wiring.Component):
         keep = [Signal(name=f"w_keep_{i}", attrs={"keep": 1}) for i in range(width)]
         for i, c in enumerate(self.write):
             m.d.comb += keep[i].eq(~(idle_ok & c.w.valid & c.w.p.last & w_free) if early[i] else 1)
+        # (Written as "any push, unless an early-W client's burst is over
+        # now", not sharing ``push & keep`` with ``head_ok``'s input: a tree
+        # of its own.)
         push_in = Signal(name="w_order_push_in", attrs={"keep": 1})
-        m.d.comb += push_in.eq(Cat(*(order_push[i] & keep[i] for i in range(width))).any())
-        with m.If(push_in):
-            m.d.sync += wr_ptr.eq(_succ(wr_ptr))
-        with m.If(last_taken):
-            m.d.sync += third_ptr.eq(_succ(third_ptr))
+        m.d.comb += push_in.eq(order_push.any() & ~Cat(*(order_push[i] & ~keep[i]
+                                                         for i in range(width) if early[i])).any())
+        m.d.sync += [wr_ptr.eq(_advance(wr_ptr, push_in)),
+                     third_ptr.eq(_advance(third_ptr, last_taken))]
         for k in range(depth):
             with m.If((wr_ptr == k) & order_room):
                 m.d.sync += order[k].eq(order_push)
@@ -352,8 +360,12 @@ class AxiMaster(wiring.Component):
         for k in range(depth):
             above_valid = order_valid[k + 1] if k + 1 < depth else Const(0)
             m.d.sync += occupancy[k].eq(order_valid[k] & (above_valid | ~last_taken))
-        m.d.sync += pushed.eq(push_in)
-        m.d.comb += order_room_next.eq(~order_valid[depth - 2] | last_taken)
+        # Room two cycles ahead, from flip-flops only: the order holds at
+        # most ``depth - 3`` bursts now, so at most ``depth - 1`` in two
+        # cycles, with room for one more.
+        room_ahead = Signal(name="w_order_room_ahead", init=1)
+        m.d.sync += [pushed.eq(push_in), room_ahead.eq(~order_valid[depth - 3])]
+        m.d.comb += order_room_next.eq(room_ahead)
         # The W channel's flip-flops of the next cycle, from the next state:
         # ``idle_ok`` is "AW register free and the order empty" next.  An AW
         # granted now is in the AW register next, so with the AW register
@@ -365,17 +377,24 @@ class AxiMaster(wiring.Component):
         # on a pop the place after, else the place itself; with no such
         # entry, the client's AW granted now (for the head: unless its burst
         # is over now).
+        # The three candidates are kept nets, so the pop is the last LUT's
+        # select.
         second = Signal(width, name="w_order_second")
         for i in range(width):
-            enters_i = order_push[i] & keep[i]
-            m.d.comb += head_ok_next[i].eq(Mux(last_taken,
-                                               Mux(order_valid[1], second[i], order_push[i]),
-                                               Mux(order_valid[0], head_ok[i], enters_i)))
+            place_0 = Signal(name=f"w_place_0_{i}", attrs={"keep": 1})   # place 0, no pop
+            place_1 = Signal(name=f"w_place_1_{i}", attrs={"keep": 1})   # place 1, no pop
+            place_2 = Signal(name=f"w_place_2_{i}", attrs={"keep": 1})   # place 2, no pop
+            m.d.comb += [
+                # (AND/OR, not multiplexers back from the registers: no
+                # clock enable, see ``_advance``.)
+                place_0.eq((order_valid[0] & head_ok[i]) | (~order_valid[0] & order_push[i] & keep[i])),
+                place_1.eq((order_valid[1] & second[i]) | (~order_valid[1] & order_push[i])),
+                place_2.eq((order_valid[2] & third[i]) | (~order_valid[2] & order_push[i])),
+                head_ok_next[i].eq(Mux(last_taken, place_1, place_0)),
+            ]
             m.d.sync += [
                 head_ok[i].eq(head_ok_next[i]),
-                second[i].eq(Mux(last_taken,
-                                 Mux(order_valid[2] if depth > 2 else 0, third[i], order_push[i]),
-                                 Mux(order_valid[1], second[i], order_push[i]))),
+                second[i].eq(Mux(last_taken, place_2, place_1)),
             ]
 
         # --- responses, routed by ID ---------------------------------------------
