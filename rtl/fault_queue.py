@@ -1,7 +1,7 @@
 # The fault-queue writer (DESIGN.md §2 queue rules, §3 "FQ record"; RISC-V IOMMU
 # specification v1.0 §3.2 "Fault/Event-Queue").
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -108,7 +108,13 @@ class FaultQueue(wiring.Component):
         on = Signal(name="fqon")
         # Registered: fqb (and so the size) changes only while the queue is off.
         mask = Signal(17, name="fq_mask", init=1)
-        m.d.sync += mask.eq(queue_mask(regs.log2sz_1))
+        # Each bit of the mask its own kept comparison (one LUT from the
+        # register file's flip-flops): mapped together they share terms and
+        # form a chain.
+        mask_bits = Value.cast(queue_mask(regs.log2sz_1))
+        kept_bits = [Signal(name=f"fq_mask_bit_{i}", attrs={"keep": 1}) for i in range(len(mask))]
+        m.d.comb += [kept.eq(mask_bits[i]) for i, kept in enumerate(kept_bits)]
+        m.d.sync += mask.eq(Cat(*kept_bits))
         m.d.comb += [regs.hw_index.eq(fqt), regs.on.eq(on)]
 
         record = Signal(FqRecord, name="fq_record")
@@ -178,10 +184,18 @@ class FaultQueue(wiring.Component):
                 with m.Case(k):
                     m.d.comb += w_data.eq(record.as_value()[k * self.data_width:(k + 1) * self.data_width])
         m.d.comb += self.mem.w.p.eq(Cat(w_data, Const(-1, self.data_width // 8), w_last))
-        with m.If(aw_valid & self.mem.aw.ready):
+        # The memory port's handshakes as kept nets, so each register they
+        # reach is one LUT after them.
+        aw_taken = Signal(name="fq_aw_taken", attrs={"keep": 1})
+        w_taken = Signal(name="fq_w_taken", attrs={"keep": 1})
+        m.d.comb += [aw_taken.eq(aw_valid & self.mem.aw.ready),
+                     w_taken.eq(self.mem.w.valid & self.mem.w.ready)]
+        with m.If(aw_taken):
             m.d.sync += aw_valid.eq(0)
-        with m.If(self.mem.w.valid & self.mem.w.ready):
-            m.d.sync += [beat.eq(beat + 1), w_last.eq(beat == beats - 2)]
+        penultimate = Signal(name="fq_w_penultimate", attrs={"keep": 1})
+        m.d.comb += penultimate.eq(beat == beats - 2)
+        with m.If(w_taken):
+            m.d.sync += [beat.eq(beat + 1), w_last.eq(penultimate)]
             with m.If(w_last):
                 m.d.sync += w_valid.eq(0)
         # The write response is registered and acted on in the next cycle,
