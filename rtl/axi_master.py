@@ -310,7 +310,7 @@ class AxiMaster(wiring.Component):
         # ``third_ptr`` the entry in place 2; places 0 and 1 are read from
         # ``head_ok`` and ``second``.  A free entry's contents are never
         # used, so the entry under ``wr_ptr`` loads the incoming mask every
-        # cycle the buffer is not full.
+        # cycle the order has room.
         ptr_width = max(depth - 1, 1).bit_length()
         wr_ptr = Signal(ptr_width, name="w_order_wr")
         third_ptr = Signal(ptr_width, name="w_order_third", init=2 % depth)
