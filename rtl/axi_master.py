@@ -31,7 +31,8 @@ def _next_turn(m, name, requests, turn):
 
     Returns the next value of ``turn`` (combinational)."""
     count = len(requests)
-    nxt = Signal(count, name=f"{name}_next_turn")
+    # Kept: logic that needs the next turn takes it as one net.
+    nxt = Signal(count, name=f"{name}_next_turn", attrs={"keep": 1})
     m.d.comb += nxt.eq(turn)
     for prev in range(count):
         with m.If(turn[prev]):
@@ -79,7 +80,9 @@ class AxiMaster(wiring.Component):
       client that alone has requests is offered the channel every cycle.  A
       granted request sits in an output register until the slave takes it
       (AxVALID never depends on AxREADY).  AW is offered only while the AW
-      order (``w_order_depth`` bursts) has room.
+      order (``w_order_depth`` bursts, at least 3) has room: while it held
+      at most ``w_order_depth - 3`` bursts two cycles before (worked out
+      from flip-flops only).
     * W beats follow AW order: the client whose AW was granted first sends its
       whole burst first.  A granted AW joins the order as it is granted, and
       the head of the order owns W from the cycle after.  A client named in
@@ -115,8 +118,8 @@ class AxiMaster(wiring.Component):
             raise TypeError(f"addr_width must be an integer above 12, not {addr_width!r}")
         if data_width not in (64, 128):
             raise TypeError(f"data_width must be 64 or 128, not {data_width!r}")
-        if not isinstance(w_order_depth, int) or w_order_depth < 2:
-            raise TypeError(f"w_order_depth must be an integer of at least 2, not {w_order_depth!r}")
+        if not isinstance(w_order_depth, int) or w_order_depth < 3:
+            raise TypeError(f"w_order_depth must be an integer of at least 3, not {w_order_depth!r}")
         self.read_clients, self.write_clients = read_clients, write_clients
         self.addr_width, self.data_width = addr_width, data_width
         self.w_order_depth = w_order_depth
@@ -154,15 +157,21 @@ class AxiMaster(wiring.Component):
         depth = self.w_order_depth
         width = self.write_clients
         early = [j in self.early_w_clients for j in range(width)]
-        # AW order: a shift register whose head (entry 0) owns the W channel.
-        # Entries are one-hot client masks and ``order_valid`` is a
-        # thermometer code of the occupancy.
+        # AW order: a circular buffer of one-hot client masks, entries written
+        # only as they are granted (so nothing of the W channel reaches their
+        # enables), with the first two places of the order also kept in
+        # registers of their own (``head_ok``, ``second``) and the occupancy
+        # as a thermometer code (``order_valid``): the head's last beat only
+        # moves the read pointer, the occupancy and those two registers.
         order = [Signal(width, name=f"w_order_{k}") for k in range(depth)]
         order_valid = Signal(depth, name="w_order_valid")
         # A granted AW enters the order as it is granted.
         order_push = Signal(width, name="w_order_push")
-        order_push_any = Signal(name="w_order_push_any")
-        order_room = ~order_valid[depth - 1]
+        # Room for one more burst: a flip-flop worked out from the occupancy
+        # two cycles before (see ``room_ahead`` below).
+        order_room = Signal(name="w_order_room", init=1)
+        order_room_next = Signal(name="w_order_room_next")
+        m.d.sync += order_room.eq(order_room_next)
 
         for ch, clients, needs_order in (("aw", self.write, True), ("ar", self.read, False)):
             valid = getattr(axi, f"{ch}valid")
@@ -172,14 +181,25 @@ class AxiMaster(wiring.Component):
             turn = Signal(count, name=f"{ch}_turn", init=1)
             turn_next = _next_turn(m, ch, [p.valid for p in ports], turn)
             m.d.sync += turn.eq(turn_next)
+            # A copy of ``turn`` for the address multiplexer (some 60 selects),
+            # so the turn flip-flops that feed the handshakes and the AW order
+            # drive few loads.  It is kept inverted only so that synthesis
+            # keeps it a register of its own.
+            select_n = Signal(count, name=f"{ch}_select_n", init=~turn.init & ((1 << count) - 1))
+            m.d.sync += select_n.eq(~turn_next)
+            select = ~select_n
             can_load = ~valid | ready
-            offer = can_load & order_room if needs_order else can_load
-            taken = [Signal(name=f"{ch}_taken_{index}") for index in range(count)]
-            for index, p in enumerate(ports):
-                m.d.comb += [p.ready.eq(turn[index] & offer), taken[index].eq(p.valid & p.ready)]
-            in_turn = Cat(*(turn[i] & p.valid for i, p in enumerate(ports))).any()
             if needs_order:
-                in_turn = in_turn & order_room
+                # "Its turn and the order has room" per client, a flip-flop
+                # worked out a cycle ahead: a client's ``aw.ready`` and its
+                # push into the AW order are one LUT4 each.
+                offered = Signal(count, name=f"{ch}_turn_room", init=turn.init)
+                m.d.sync += offered.eq(turn_next & order_room_next.replicate(count))
+            else:
+                offered = turn
+            for index, p in enumerate(ports):
+                m.d.comb += p.ready.eq(offered[index] & can_load)
+            in_turn = Cat(*(offered[i] & p.valid for i, p in enumerate(ports))).any()
             # The address, length, size and ID registers load the client in
             # turn whenever the register may change (when that client offers
             # nothing AxVALID does not offer it either), so their load enable
@@ -187,17 +207,28 @@ class AxiMaster(wiring.Component):
             valid_next = Signal(name=f"{ch}_valid_next")
             m.d.comb += valid_next.eq(Mux(can_load, in_turn, valid))
             m.d.sync += valid.eq(valid_next)
-            with m.If(can_load):
+            # The registers' load enable (some 60 loads) comes from a copy of
+            # AxVALID (kept inverted so that synthesis keeps it apart), so
+            # the handshake logic's ``can_load`` drives few loads.
+            idle_n = Signal(name=f"{ch}_idle_n", init=1)
+            m.d.sync += idle_n.eq(~valid_next)
+            with m.If(idle_n | ready):
                 m.d.sync += [
-                    getattr(axi, f"{ch}addr").eq(_one_hot_mux(turn, [p.p.addr for p in ports])),
-                    getattr(axi, f"{ch}len").eq(_one_hot_mux(turn, [p.p.len for p in ports])),
-                    getattr(axi, f"{ch}size").eq(_one_hot_mux(turn, [p.p.size for p in ports])),
+                    getattr(axi, f"{ch}addr").eq(_one_hot_mux(select, [p.p.addr for p in ports])),
+                    getattr(axi, f"{ch}len").eq(_one_hot_mux(select, [p.p.len for p in ports])),
+                    getattr(axi, f"{ch}size").eq(_one_hot_mux(select, [p.p.size for p in ports])),
                     getattr(axi, f"{ch}id").eq(
-                        _one_hot_mux(turn, [Const(i, AXI_ID_WIDTH) for i in range(count)])),
+                        _one_hot_mux(select, [Const(i, AXI_ID_WIDTH) for i in range(count)])),
                 ]
             if needs_order:
                 aw_turn, awvalid_next = turn, valid_next
-                m.d.comb += [order_push.eq(Cat(*taken)), order_push_any.eq(Cat(*taken).any())]
+                # The pushes into the AW order: one kept LUT per client from
+                # flip-flops and the port's ``awready``.
+                push_bits = [Signal(name=f"w_order_push_{i}", attrs={"keep": 1})
+                             for i in range(count)]
+                for i, p in enumerate(ports):
+                    m.d.comb += push_bits[i].eq(offered[i] & p.valid & (~valid | ready))
+                m.d.comb += order_push.eq(Cat(*push_bits))
 
         # --- W: the head of the AW order owns the channel -----------------------
         # ``m_axi_w*`` are an output register, the only storage of the W path:
@@ -214,23 +245,44 @@ class AxiMaster(wiring.Component):
         # completes in that cycle never enters the order.
         head_ok = Signal(width, name="w_head_ok")
         idle_ok = Signal(name="w_idle_ok", init=1)
-        # The data multiplexer's selects are one LUT from flip-flops: the head
-        # (``head_ok``), or for an early-W client also ``idle_ok`` and its AW
-        # turn (its beat is taken only with its AW; without its ``aw.valid``
-        # no beat is taken and the data does not matter).  ``head_ok`` is 0
+        # The data multiplexer's selects come from a copy of ``head_ok`` (some
+        # 70 loads each, kept off the flip-flops of the handshakes, and kept
+        # inverted only so that synthesis keeps it apart from ``head_ok``):
+        # the head, or for an early-W client also ``idle_ok`` and its AW turn
+        # (its beat is taken only with its AW; without its ``aw.valid`` no
+        # beat is taken and the data does not matter).  ``head_ok`` is 0
         # while ``idle_ok`` is 1, so the selects stay one-hot.
+        head_copy_n = Signal(width, name="w_head_copy_n", init=(1 << width) - 1)
+        head_ok_next = Signal(width, name="w_head_ok_next")
+        m.d.sync += head_copy_n.eq(~head_ok_next)
         data_select = Signal(width, name="w_data_select")
-        m.d.comb += data_select.eq(Cat(*(head_ok[i] | (idle_ok & aw_turn[i]) if early[i] else head_ok[i]
-                                         for i in range(width))))
+        early_list = [i for i in range(width) if early[i]]
+        for i in range(width):
+            if early_list == [i]:
+                # The only early-W client may be selected whenever no other
+                # client is the head (with no head, no other beat is taken).
+                m.d.comb += data_select[i].eq(~Cat(*(~head_copy_n[j] for j in range(width)
+                                                     if j != i)).any())
+            elif early[i]:
+                m.d.comb += data_select[i].eq(~head_copy_n[i] | (idle_ok & aw_turn[i]))
+            else:
+                m.d.comb += data_select[i].eq(~head_copy_n[i])
         w_layout_width = self.data_width + self.data_width // 8 + 1
         offered = Signal(w_layout_width, name="w_offered")
         m.d.comb += offered.eq(_one_hot_mux(data_select, [c.w.payload.as_value() for c in self.write]))
         w_free = Signal(name="w_free")
         m.d.comb += w_free.eq(~axi.wvalid | axi.wready)
         beat_taken = Signal(name="w_beat_taken")
-        last_taken = Signal(name="w_last_taken")       # the head's last beat: the order shifts
-        done_at_once = Signal(name="w_done_at_once")   # a burst over in its AW's cycle
+        # The head's last beat: the order pops.  It and the push below are
+        # nets that synthesis keeps, so each is mapped as a tree of its own
+        # (two LUT levels from flip-flops) and everything that follows them
+        # is one LUT more (area mapping would otherwise build chains).
+        last_taken = Signal(name="w_last_taken", attrs={"keep": 1})
         owns = [Signal(name=f"w_owns_{i}") for i in range(width)]
+        # "Client i is the head and offers its last beat", one kept LUT each.
+        head_last = [Signal(name=f"w_head_last_{i}", attrs={"keep": 1}) for i in range(width)]
+        for i, c in enumerate(self.write):
+            m.d.comb += head_last[i].eq(head_ok[i] & c.w.valid & c.w.p.last)
         with_aw = [Signal(name=f"w_with_aw_{i}") for i in range(width)]
         for index, c in enumerate(self.write):
             if early[index]:
@@ -239,48 +291,111 @@ class AxiMaster(wiring.Component):
                          c.w.ready.eq(owns[index] & w_free)]
         m.d.comb += [
             beat_taken.eq(Cat(*(c.w.valid & owns[i] for i, c in enumerate(self.write))).any()),
-            last_taken.eq(Cat(*(head_ok[i] & c.w.valid & c.w.p.last
-                                for i, c in enumerate(self.write))).any() & w_free),
-            done_at_once.eq(Cat(*(with_aw[i] & c.w.valid & c.w.p.last
-                                  for i, c in enumerate(self.write))).any() & w_free),
+            last_taken.eq(Cat(*head_last).any() & (~axi.wvalid | axi.wready)),
         ]
         out = Cat(axi.wdata, axi.wstrb, axi.wlast)
         with m.If(w_free):
-            m.d.sync += [axi.wvalid.eq(beat_taken), out.eq(offered)]
+            m.d.sync += axi.wvalid.eq(beat_taken)
+        # The data register's load enable (some 70 loads) comes from a copy
+        # of WVALID (inverted so that synthesis keeps it apart), so ``w_free``
+        # of the handshakes drives few loads.
+        w_idle_n = Signal(name="w_idle_n", init=1)
+        with m.If(w_idle_n | axi.wready):
+            m.d.sync += [w_idle_n.eq(~beat_taken), out.eq(offered)]
 
-        # The order shifts when the head's last beat is taken; a new entry
-        # lands in the first free place (after the shift).  Free entries load
-        # the incoming mask too; a free entry's contents are never used.  A
-        # burst over in its AW's cycle finds the order empty (and no head to
-        # shift): it only keeps entry 0 free, the one place it would have gone.
-        order_next = [Signal(width, name=f"w_order_{k}_next") for k in range(depth)]
-        order_valid_next = Signal(depth, name="w_order_valid_next")
+        # The order: the head's last beat (``last_taken``) pops it, a granted
+        # AW pushes (after the pop).  A burst over in its AW's cycle finds the
+        # order empty (and no head to pop): it does not enter it.
+        # ``wr_ptr`` is where the next entry goes (place ``n`` of the order),
+        # ``third_ptr`` the entry in place 2; places 0 and 1 are read from
+        # ``head_ok`` and ``second``.  A free entry's contents are never
+        # used, so the entry under ``wr_ptr`` loads the incoming mask every
+        # cycle the order has room.
+        ptr_width = max(depth - 1, 1).bit_length()
+        wr_ptr = Signal(ptr_width, name="w_order_wr")
+        third_ptr = Signal(ptr_width, name="w_order_third", init=2 % depth)
+
+        def _advance(ptr, step):
+            # ``ptr + step`` modulo ``depth``, written without a multiplexer
+            # back from the register (no clock enable: on iCE40 an enable
+            # with a synchronous reset costs a LUT).
+            # Bit by bit (an adder would be a carry chain).
+            bits = [ptr[b] ^ (step & ptr[:b].all() if b else step) for b in range(ptr_width)]
+            if depth == 1 << ptr_width:
+                return Cat(*bits)
+            return Cat(*bits) & ~((ptr == depth - 1) & step).replicate(ptr_width)
+
+        # Written out so that the W channel's part is one LUT ahead of the
+        # last one: ``keep[i]`` is low when client ``i``'s burst would be
+        # over in its AW's cycle (only then is ``idle_ok`` high and the AW
+        # offered, so the offer needs not be in it).
+        keep = [Signal(name=f"w_keep_{i}", attrs={"keep": 1}) for i in range(width)]
+        for i, c in enumerate(self.write):
+            m.d.comb += keep[i].eq(~(idle_ok & c.w.valid & c.w.p.last & w_free) if early[i] else 1)
+        # (Written as "any push, unless an early-W client's burst is over
+        # now", not sharing ``push & keep`` with ``head_ok``'s input: a tree
+        # of its own.)
+        push_in = Signal(name="w_order_push_in", attrs={"keep": 1})
+        m.d.comb += push_in.eq(order_push.any() & ~Cat(*(order_push[i] & ~keep[i]
+                                                         for i in range(width) if early[i])).any())
+        m.d.sync += [wr_ptr.eq(_advance(wr_ptr, push_in)),
+                     third_ptr.eq(_advance(third_ptr, last_taken))]
         for k in range(depth):
-            above = order[k + 1] if k + 1 < depth else Const(0, width)
+            with m.If((wr_ptr == k) & order_room):
+                m.d.sync += order[k].eq(order_push)
+        third = Signal(width, name="w_order_third_entry")
+        with m.Switch(third_ptr):
+            for k in range(depth):
+                with m.Case(k):
+                    m.d.comb += third.eq(order[k])
+        # Occupancy (thermometer): ``occupancy`` is the order without the AW
+        # pushed in the cycle before (``pushed``), so only the pop of this
+        # cycle reaches it; ``order_valid``, the occupancy now, is one LUT
+        # from these flip-flops.
+        occupancy = Signal(depth, name="w_order_occupancy")
+        pushed = Signal(name="w_order_pushed")
+        for k in range(depth):
+            below = occupancy[k - 1] if k > 0 else Const(1)
+            m.d.comb += order_valid[k].eq(occupancy[k] | (pushed & below))
+        for k in range(depth):
             above_valid = order_valid[k + 1] if k + 1 < depth else Const(0)
-            below_valid = order_valid[k - 1] if k > 0 else Const(1)
-            enters = order_push_any & ~done_at_once if k == 0 else order_push_any
-            with m.If(last_taken):
-                m.d.comb += [order_next[k].eq(Mux(above_valid, above, order_push)),
-                             order_valid_next[k].eq(Mux(order_push_any, order_valid[k], above_valid))]
-            with m.Else():
-                m.d.comb += [order_next[k].eq(Mux(order_valid[k], order[k], order_push)),
-                             order_valid_next[k].eq(Mux(enters, below_valid, order_valid[k]))]
-            m.d.sync += order[k].eq(order_next[k])
-        m.d.sync += order_valid.eq(order_valid_next)
-        # The W channel's flip-flops of the next cycle, from the next state.
-        m.d.sync += [
-            idle_ok.eq(~order_valid_next[0] & ~awvalid_next),
-        ]
-        # ``head_ok`` per client, written out so that it needs only that
-        # client's AW handshake (not whether any AW was granted): the entry
-        # after the head if the order shifts, else the head; with no such
-        # entry, the client's AW granted now (unless its burst is over now).
+            m.d.sync += occupancy[k].eq(order_valid[k] & (above_valid | ~last_taken))
+        # Room two cycles ahead, from flip-flops only: the order holds at
+        # most ``depth - 3`` bursts now, so at most ``depth - 1`` in two
+        # cycles, with room for one more.
+        room_ahead = Signal(name="w_order_room_ahead", init=1)
+        m.d.sync += [pushed.eq(push_in), room_ahead.eq(~order_valid[depth - 3])]
+        m.d.comb += order_room_next.eq(room_ahead)
+        # The W channel's flip-flops of the next cycle, from the next state:
+        # ``idle_ok`` is "AW register free and the order empty" next.  An AW
+        # granted now is in the AW register next, so with the AW register
+        # free next nothing is pushed now and the order is empty next if it
+        # is now or its only burst ends now.
+        m.d.sync += idle_ok.eq(~awvalid_next & (~order_valid[0] | (last_taken & ~order_valid[1])))
+        # ``head_ok`` and ``second`` per client, written out so that they need
+        # only that client's AW handshake (not whether any AW was granted):
+        # on a pop the place after, else the place itself; with no such
+        # entry, the client's AW granted now (for the head: unless its burst
+        # is over now).
+        # The three candidates are kept nets, so the pop is the last LUT's
+        # select.
+        second = Signal(width, name="w_order_second")
         for i in range(width):
-            enters_i = order_push[i] & ~done_at_once if early[i] else order_push[i]
-            m.d.sync += head_ok[i].eq(Mux(last_taken,
-                                          Mux(order_valid[1], order[1][i], order_push[i]),
-                                          Mux(order_valid[0], order[0][i], enters_i)))
+            place_0 = Signal(name=f"w_place_0_{i}", attrs={"keep": 1})   # place 0, no pop
+            place_1 = Signal(name=f"w_place_1_{i}", attrs={"keep": 1})   # place 1, no pop
+            place_2 = Signal(name=f"w_place_2_{i}", attrs={"keep": 1})   # place 2, no pop
+            m.d.comb += [
+                # (AND/OR, not multiplexers back from the registers: no
+                # clock enable, see ``_advance``.)
+                place_0.eq((order_valid[0] & head_ok[i]) | (~order_valid[0] & order_push[i] & keep[i])),
+                place_1.eq((order_valid[1] & second[i]) | (~order_valid[1] & order_push[i])),
+                place_2.eq((order_valid[2] & third[i]) | (~order_valid[2] & order_push[i])),
+                head_ok_next[i].eq(Mux(last_taken, place_1, place_0)),
+            ]
+            m.d.sync += [
+                head_ok[i].eq(head_ok_next[i]),
+                second[i].eq(Mux(last_taken, place_2, place_1)),
+            ]
 
         # --- responses, routed by ID ---------------------------------------------
         # The master holds no response: routing R and B by ID is the only

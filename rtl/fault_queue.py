@@ -2,7 +2,8 @@
 # specification v1.0 §3.2 "Fault/Event-Queue").
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
@@ -22,6 +23,64 @@ def queue_mask(log2sz_1):
 
     Bit i is a comparison of ``log2sz_1`` with the constant i (no carry chain)."""
     return Cat(Const(1), *(log2sz_1 >= i for i in range(1, 17)))
+
+
+class _ReportFifo(wiring.Component):
+    """First-in first-out buffer of fault reports: storage with a synchronous
+    read port, then an output register (``r_data``, ``r_rdy``), as
+    :class:`amaranth.lib.fifo.SyncFIFOBuffered` with the same timing (a
+    report written in one cycle is at the output two cycles later).
+
+    Its user never holds more than ``depth`` reports in it (it counts them),
+    so it has no ``w_rdy``.  Whether the storage holds a report not yet
+    fetched is a flip-flop (``avail``) worked out a cycle ahead, so the
+    fetch, the read pointer's and the output register's enables are one LUT
+    from flip-flops.
+    """
+
+    def __init__(self, *, width, depth):
+        self.width, self.depth = width, depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self.depth
+        m.submodules.storage = storage = Memory(shape=self.width, depth=depth, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="sync")
+        produce = Signal(range(depth), name="produce")
+        consume = Signal(range(depth), name="consume")
+        # Reports in the storage, a thermometer code: ``inner[k]`` is "more
+        # than k" (each bit one LUT from the fetch and flip-flops).
+        inner = Signal(depth, name="inner")
+        avail = inner[0]
+        fetch = Signal(name="fetch")
+
+        def incr(ptr):
+            return Mux(ptr == depth - 1, 0, ptr + 1)
+
+        # The storage never wraps onto an unfetched report: with the output
+        # register empty, a stored report is fetched in the next cycle.
+        m.d.comb += [
+            w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en),
+            fetch.eq(avail & (~self.r_rdy | self.r_en)),
+            r_port.addr.eq(consume), r_port.en.eq(fetch),
+            self.r_data.eq(r_port.data),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += produce.eq(incr(produce))
+        with m.If(fetch):
+            m.d.sync += consume.eq(incr(consume))
+        for k in range(depth):
+            below = inner[k - 1] if k > 0 else Const(1)
+            above = inner[k + 1] if k + 1 < depth else Const(0)
+            m.d.sync += inner[k].eq(below & (inner[k] | (self.w_en & ~fetch))
+                                    & (above | self.w_en | ~fetch))
+        m.d.sync += self.r_rdy.eq(fetch | (self.r_rdy & ~self.r_en))
+        return m
 
 
 class FaultQueue(wiring.Component):
@@ -77,8 +136,7 @@ class FaultQueue(wiring.Component):
         m = Module()
         regs = self.regs
         beats = FQ_RECORD_BYTES * 8 // self.data_width
-        m.submodules.reports = reports = fifo.SyncFIFOBuffered(
-            width=FaultReport.size, depth=self.depth)
+        m.submodules.reports = reports = _ReportFifo(width=FaultReport.size, depth=self.depth)
         # A report taken on ``i`` is held one cycle in an input register and
         # written into the FIFO in the next, so the sender's handshake reaches
         # only that register (its data loads every cycle; its contents do not
@@ -108,7 +166,13 @@ class FaultQueue(wiring.Component):
         on = Signal(name="fqon")
         # Registered: fqb (and so the size) changes only while the queue is off.
         mask = Signal(17, name="fq_mask", init=1)
-        m.d.sync += mask.eq(queue_mask(regs.log2sz_1))
+        # LOG2SZ-1 comes clamped to 15: its low four bits, registered once
+        # more, give each bit of the mask as one LUT4 of flip-flops.  (fqb
+        # changes only while the queue is off, and the queue cannot be turned
+        # on in the two cycles after.)
+        log2_low = Signal(4, name="fq_log2sz_1_low")
+        m.d.sync += [log2_low.eq(regs.log2sz_1[:4]),
+                     mask.eq(Cat(Const(1), *(log2_low >= i for i in range(1, 16)), Const(0)))]
         m.d.comb += [regs.hw_index.eq(fqt), regs.on.eq(on)]
 
         record = Signal(FqRecord, name="fq_record")
@@ -178,10 +242,18 @@ class FaultQueue(wiring.Component):
                 with m.Case(k):
                     m.d.comb += w_data.eq(record.as_value()[k * self.data_width:(k + 1) * self.data_width])
         m.d.comb += self.mem.w.p.eq(Cat(w_data, Const(-1, self.data_width // 8), w_last))
-        with m.If(aw_valid & self.mem.aw.ready):
+        # The memory port's handshakes as kept nets, so each register they
+        # reach is one LUT after them.
+        aw_taken = Signal(name="fq_aw_taken", attrs={"keep": 1})
+        w_taken = Signal(name="fq_w_taken", attrs={"keep": 1})
+        m.d.comb += [aw_taken.eq(aw_valid & self.mem.aw.ready),
+                     w_taken.eq(self.mem.w.valid & self.mem.w.ready)]
+        with m.If(aw_taken):
             m.d.sync += aw_valid.eq(0)
-        with m.If(self.mem.w.valid & self.mem.w.ready):
-            m.d.sync += [beat.eq(beat + 1), w_last.eq(beat == beats - 2)]
+        penultimate = Signal(name="fq_w_penultimate", attrs={"keep": 1})
+        m.d.comb += penultimate.eq(beat == beats - 2)
+        with m.If(w_taken):
+            m.d.sync += [beat.eq(beat + 1), w_last.eq(penultimate)]
             with m.If(w_last):
                 m.d.sync += w_valid.eq(0)
         # The write response is registered and acted on in the next cycle,

@@ -18,7 +18,7 @@ def _sim(dut, bench, cycles=400):
 
 def test_bad_parameters():
     for kwargs, match in (({"read_clients": 0}, "read_clients"), ({"data_width": 32}, "data_width"),
-                          ({"write_clients": 17}, "write_clients")):
+                          ({"write_clients": 17}, "write_clients"), ({"w_order_depth": 2}, "w_order_depth")):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")       # the half-built component is never elaborated
             with pytest.raises(TypeError, match=match):
@@ -314,3 +314,38 @@ def test_w_ready_is_registered_for_other_clients(beats):
 
     _sim(dut, bench, cycles=30)
     _check_lone_burst(seen, beats, 0xB0, w_after_aw=1)
+
+
+@pytest.mark.parametrize("depth", [3, 4, 8])
+def test_aw_order_fills_to_its_depth(depth):
+    """With no W offered, exactly ``w_order_depth`` AWs are granted; once W
+    flows, the rest follow."""
+    dut = AxiMaster(read_clients=1, write_clients=1, w_order_depth=depth)
+    total = depth + 4
+    grants = []
+
+    async def bench(ctx):
+        axi, port = dut.axi, dut.write[0]
+        ctx.set(axi.awready, 1)
+        ctx.set(axi.wready, 1)
+        ctx.set(port.aw.p.len, 0)
+        ctx.set(port.aw.p.size, 3)
+        ctx.set(port.w.p.last, 1)
+        left_aw, left_w = total, total
+        for cycle in range(120):
+            w_on = cycle >= 40
+            ctx.set(port.aw.valid, left_aw > 0)
+            ctx.set(port.w.valid, w_on and left_w > 0)
+            took_aw = ctx.get(port.aw.ready) and left_aw > 0
+            took_w = ctx.get(port.w.ready) and w_on and left_w > 0
+            await ctx.tick()
+            if took_aw:
+                left_aw -= 1
+                grants.append(cycle)
+            if took_w:
+                left_w -= 1
+        assert left_aw == 0 and left_w == 0
+
+    _sim(dut, bench, cycles=130)
+    assert sum(1 for c in grants if c < 40) == depth
+    assert len(grants) == total
