@@ -3,7 +3,6 @@
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from prifence.formats import (
@@ -11,6 +10,7 @@ from prifence.formats import (
 )
 
 from .bus import MemWriteSignature, QueueRegsSignature, queue_status_names
+from .fifo import CountedFifo
 
 __all__ = ["FaultReport", "FaultQueue", "queue_mask"]
 
@@ -23,64 +23,6 @@ def queue_mask(log2sz_1):
 
     Bit i is a comparison of ``log2sz_1`` with the constant i (no carry chain)."""
     return Cat(Const(1), *(log2sz_1 >= i for i in range(1, 17)))
-
-
-class _ReportFifo(wiring.Component):
-    """First-in first-out buffer of fault reports: storage with a synchronous
-    read port, then an output register (``r_data``, ``r_rdy``), as
-    :class:`amaranth.lib.fifo.SyncFIFOBuffered` with the same timing (a
-    report written in one cycle is at the output two cycles later).
-
-    Its user never holds more than ``depth`` reports in it (it counts them),
-    so it has no ``w_rdy``.  Whether the storage holds a report not yet
-    fetched is a flip-flop (``avail``) worked out a cycle ahead, so the
-    fetch, the read pointer's and the output register's enables are one LUT
-    from flip-flops.
-    """
-
-    def __init__(self, *, width, depth):
-        self.width, self.depth = width, depth
-        super().__init__({
-            "w_data": In(width), "w_en": In(1),
-            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        depth = self.depth
-        m.submodules.storage = storage = Memory(shape=self.width, depth=depth, init=[])
-        w_port = storage.write_port()
-        r_port = storage.read_port(domain="sync")
-        produce = Signal(range(depth), name="produce")
-        consume = Signal(range(depth), name="consume")
-        # Reports in the storage, a thermometer code: ``inner[k]`` is "more
-        # than k" (each bit one LUT from the fetch and flip-flops).
-        inner = Signal(depth, name="inner")
-        avail = inner[0]
-        fetch = Signal(name="fetch")
-
-        def incr(ptr):
-            return Mux(ptr == depth - 1, 0, ptr + 1)
-
-        # The storage never wraps onto an unfetched report: with the output
-        # register empty, a stored report is fetched in the next cycle.
-        m.d.comb += [
-            w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en),
-            fetch.eq(avail & (~self.r_rdy | self.r_en)),
-            r_port.addr.eq(consume), r_port.en.eq(fetch),
-            self.r_data.eq(r_port.data),
-        ]
-        with m.If(self.w_en):
-            m.d.sync += produce.eq(incr(produce))
-        with m.If(fetch):
-            m.d.sync += consume.eq(incr(consume))
-        for k in range(depth):
-            below = inner[k - 1] if k > 0 else Const(1)
-            above = inner[k + 1] if k + 1 < depth else Const(0)
-            m.d.sync += inner[k].eq(below & (inner[k] | (self.w_en & ~fetch))
-                                    & (above | self.w_en | ~fetch))
-        m.d.sync += self.r_rdy.eq(fetch | (self.r_rdy & ~self.r_en))
-        return m
 
 
 class FaultQueue(wiring.Component):
@@ -136,7 +78,7 @@ class FaultQueue(wiring.Component):
         m = Module()
         regs = self.regs
         beats = FQ_RECORD_BYTES * 8 // self.data_width
-        m.submodules.reports = reports = _ReportFifo(width=FaultReport.size, depth=self.depth)
+        m.submodules.reports = reports = CountedFifo(width=FaultReport.size, depth=self.depth)
         # A report taken on ``i`` is held one cycle in an input register and
         # written into the FIFO in the next, so the sender's handshake reaches
         # only that register (its data loads every cycle; its contents do not

@@ -18,6 +18,7 @@ from .bus import (
 )
 from .context_lookup import ContextLookup, ContextStatus
 from .fault_queue import FaultReport, queue_mask
+from .fifo import CountedFifo
 from .ingress import Ingress
 
 __all__ = ["PageRequestQueue"]
@@ -245,9 +246,9 @@ class PageRequestQueue(wiring.Component):
         # is in flight (pqon stays 1 until every one has retired, and a pqb
         # write is ignored while pqon is 1).
         issue_depth = max(depth, 8)
-        m.submodules.aw_fifo = aw_fifo = _IssueFifo(width=16, depth=issue_depth)
-        m.submodules.w_fifo = w_fifo = _IssueFifo(width=PqRecord.as_shape().size, depth=issue_depth)
-        m.submodules.b_order = b_order = _IssueFifo(width=max(ptr_bits, 1), depth=depth)
+        m.submodules.aw_fifo = aw_fifo = CountedFifo(width=16, depth=issue_depth)
+        m.submodules.w_fifo = w_fifo = CountedFifo(width=PqRecord.as_shape().size, depth=issue_depth)
+        m.submodules.b_order = b_order = CountedFifo(width=max(ptr_bits, 1), depth=depth)
 
         # --- decision (DESIGN §4, top to bottom) ------------------------------------------
         lk = lookup.o
@@ -668,50 +669,4 @@ class PageRequestQueue(wiring.Component):
         ]
         m.d.sync += [queue_ok.eq(queue_ok_next), no_of.eq(no_of_next),
                      write_go.eq(go_if_held & (go_taken_ok | ~decide))]
-        return m
-
-
-class _IssueFifo(wiring.Component):
-    """First-in first-out buffer of records on their way to the memory port.
-
-    Its user never writes it beyond ``depth`` entries (it counts them
-    elsewhere), so it has no ``w_rdy``.  The output (``r_data``, ``r_rdy``) is
-    a register, and the enables are one gate from the state: the storage is
-    written at the free slot in every cycle (only ``w_en`` moves the pointer),
-    and ``r_en`` touches only the read pointer and the output register.
-    """
-
-    def __init__(self, *, width, depth):
-        if depth < 2 or depth & (depth - 1):
-            raise TypeError(f"depth must be a power of 2 of at least 2, not {depth!r}")
-        self.width, self.depth = width, depth
-        super().__init__({
-            "w_data": In(width), "w_en": In(1),
-            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        bits = (self.depth - 1).bit_length()
-        # The slot at the write pointer is free: the storage holds at most one
-        # entry while the output register is empty (it loads the cycle after),
-        # and at most depth-1 while the output register holds one.
-        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
-        w_port = storage.write_port()
-        r_port = storage.read_port(domain="sync")
-        produce = Signal(bits + 1, name="produce")
-        consume = Signal(bits + 1, name="consume")
-        fetch = Signal(name="fetch")
-        m.d.comb += [
-            w_port.addr.eq(produce[:bits]), w_port.data.eq(self.w_data), w_port.en.eq(1),
-            fetch.eq((produce != consume) & (~self.r_rdy | self.r_en)),
-            r_port.addr.eq(consume[:bits]), r_port.en.eq(fetch),
-            self.r_data.eq(r_port.data),
-        ]
-        with m.If(self.w_en):
-            m.d.sync += produce.eq(produce + 1)
-        with m.If(fetch):
-            m.d.sync += consume.eq(consume + 1)
-        # Valid after a fetch, or while not taken.
-        m.d.sync += self.r_rdy.eq((produce != consume) | (self.r_rdy & ~self.r_en))
         return m
