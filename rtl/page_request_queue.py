@@ -40,8 +40,9 @@ _RetireEntry = data.StructLayout({
     "respond": 1,       # L=1 and not a Stop Marker: answered unless its record is published
     "resp": PrgResponse,
 })
-#: The part of it that decides the retirement (kept in a RAM of its own).
-_RetireKind = data.StructLayout({"is_write": 1, "respond": 1})
+#: The part of it that decides the retirement (kept in a RAM of its own), and
+#: its PV bit (so the head's PASID rule needs no read of the response RAM).
+_RetireKind = data.StructLayout({"is_write": 1, "respond": 1, "pv": 1})
 
 
 class PageRequestQueue(wiring.Component):
@@ -334,6 +335,8 @@ class PageRequestQueue(wiring.Component):
             entry.resp.prgi.eq(req.prgi),
             entry.resp.code.eq(final_code),
         ]
+        entry_kind = Signal(_RetireKind, name="decide_kind")
+        m.d.comb += entry_kind.eq(Cat(entry.is_write, entry.respond, entry.resp.pv))
 
         # The decision is taken only when every place it may go has room
         # (the retire order, and so the record FIFOs; the FQ report FIFO), so
@@ -488,7 +491,7 @@ class PageRequestQueue(wiring.Component):
         # --- retire, in arrival order -------------------------------------------------------
         m.d.comb += [rob_w.addr.eq(tail_idx), rob_w.data.eq(entry.resp), rob_r.addr.eq(head_idx),
                      kind_w.addr.eq(tail_idx),
-                     kind_w.data.eq(Cat(entry.is_write, entry.respond)),
+                     kind_w.data.eq(entry_kind),
                      kind_r.addr.eq(head_after), fate_r.addr.eq(fate_after)]
         head = h_kind
         head_resp = rob_r.data
@@ -538,8 +541,10 @@ class PageRequestQueue(wiring.Component):
             # Not answered when its record is published (written, not discarded).
             out_item.respond.eq(head.respond & ~h_kept),
             out_item.resp.did.eq(head_resp.did),
-            out_item.resp.pv.eq(head_resp.pv),
-            out_item.resp.pid.eq(Mux(head_resp.pv, head_resp.pid, 0)),
+            # PV from the head's own register: the PASID rule is one gate
+            # after the response RAM's read.
+            out_item.resp.pv.eq(head.pv),
+            out_item.resp.pid.eq(Mux(head.pv, head_resp.pid, 0)),
             out_item.resp.prgi.eq(head_resp.prgi),
             out_item.resp.code.eq(head_resp.code),
         ]
@@ -588,9 +593,9 @@ class PageRequestQueue(wiring.Component):
         with m.If(retire):
             m.d.sync += [head_ptr.eq(head_ptr + 1), head_after.eq(head_after + 1),
                          # the entry after the head, or the one decided now
-                         h_kind.eq(Mux(used[1], kind_r.data, Cat(entry.is_write, entry.respond)))]
+                         h_kind.eq(Mux(used[1], kind_r.data, entry_kind))]
         with m.Elif(~occupied):
-            m.d.sync += h_kind.eq(Cat(entry.is_write, entry.respond))
+            m.d.sync += h_kind.eq(entry_kind)
         with m.If(retired_write):
             m.d.sync += [fate_after.eq(fate_after + 1),
                          # the next fate in the FIFO, or the one arriving now
