@@ -57,7 +57,8 @@ class RegisterFile(wiring.Component):
       per byte: bytes not strobed keep their committed value.
     * 64-bit registers: a write to the high word sets that register's *held
       high word*; a write to the low word commits {held high word, new low
-      word} at once.  Reads return committed values.
+      word} at once.  Reads return committed values: RVALID rises three
+      cycles after the AR handshake, with the values of the cycle after it.
     * ``ddtp``: a write asking for a mode other than Off, Bare or 1LVL, or
       going from 1LVL to 1LVL, is ignored whole.  An accepted write pulses
       ``ddtp.written``.  ``busy`` reads 0.
@@ -167,33 +168,46 @@ class RegisterFile(wiring.Component):
             value[reg.name] = v
 
         # --- read channel ----------------------------------------------------
-        # Two stages: the address is decoded into one flip-flop per register
-        # word as it is accepted, and the data is selected from those the next
-        # cycle (an AND-OR of the selected word), so no path crosses both the
-        # decoder and the 22-way multiplexer.
+        # Three stages: the address is decoded into one flip-flop per register
+        # word as it is accepted; the next cycle, the selected word is picked
+        # out of each group of eight words (an AND-OR, two LUT levels) into a
+        # register per group; the cycle after, those are ORed into ``rdata``.
+        # No path crosses the decoder and the 30-way multiplexer, or the whole
+        # multiplexer.
         read_words = [(reg, word) for reg in REGISTERS for word in range(reg.size // 4)]
         read_sel = {(reg.name, word): Signal(name=f"read_{reg.name}_{word}")
                     for reg, word in read_words}
         reading = Signal()
-        m.d.comb += [bus.arready.eq(~reading & ~bus.rvalid), bus.rresp.eq(0), bus.bresp.eq(0)]
+        picking = Signal()
+        m.d.comb += [bus.arready.eq(~reading & ~picking & ~bus.rvalid),
+                     bus.rresp.eq(0), bus.bresp.eq(0)]
         with m.If(bus.arvalid & bus.arready):
             m.d.sync += reading.eq(1)
             m.d.sync += [read_sel[(reg.name, word)].eq(bus.araddr[2:] == (reg.offset >> 2) + word)
                          for reg, word in read_words]
         selected_words = [value[reg.name].word_select(word, 32) & read_sel[(reg.name, word)].replicate(32)
                           for reg, word in read_words]
-        # A balanced OR tree (pairs of pairs), not a chain.
-        level = selected_words
-        while len(level) > 1:
-            pairs = []
-            for k in range(0, len(level), 2):
-                node = Signal(32)
-                m.d.comb += node.eq(level[k] | level[k + 1] if k + 1 < len(level) else level[k])
-                pairs.append(node)
-            level = pairs
-        rdata = level[0]
+
+        def or_tree(words):
+            # A balanced OR tree (pairs of pairs), not a chain.
+            level = words
+            while len(level) > 1:
+                pairs = []
+                for k in range(0, len(level), 2):
+                    node = Signal(32)
+                    m.d.comb += node.eq(level[k] | level[k + 1] if k + 1 < len(level) else level[k])
+                    pairs.append(node)
+                level = pairs
+            return level[0]
+
+        groups = [Signal(32, name=f"read_group_{k}") for k in range(0, len(selected_words), 8)]
         with m.If(reading):
-            m.d.sync += [reading.eq(0), bus.rvalid.eq(1), bus.rdata.eq(rdata)]
+            m.d.sync += reading.eq(0)
+            m.d.sync += [group.eq(or_tree(selected_words[8 * k:8 * k + 8]))
+                         for k, group in enumerate(groups)]
+        m.d.sync += picking.eq(reading)
+        with m.If(picking):
+            m.d.sync += [bus.rvalid.eq(1), bus.rdata.eq(or_tree(groups))]
         with m.Elif(bus.rready):
             m.d.sync += bus.rvalid.eq(0)
 
