@@ -164,9 +164,9 @@ def relax_fifo_collisions(text):
     a copy of the write data and a bypass multiplexer in soft logic (about
     two flip-flops and one LUT per data bit).  The FIFOs of
     :mod:`amaranth.lib.fifo` and :class:`rtl.fifo.CountedFifo` (memory
-    ``storage``) never read the entry being written (reads need it occupied, writes need it free), so the promise is
-    never exercised and dropping it changes no behaviour.  Other memories are
-    left as they are.
+    ``storage``) never read the entry being written (reads need it occupied,
+    writes need it free), so the promise is never exercised and dropping it
+    changes no behaviour.  Other memories are left as they are.
     """
     def relax(match):
         cell = match.group(0)

@@ -172,7 +172,7 @@ class RegisterFile(wiring.Component):
         # word as it is accepted; the next cycle, the selected word is picked
         # out of each group of eight words (an AND-OR, two LUT levels) into a
         # register per group; the cycle after, those are ORed into ``rdata``.
-        # No path crosses the decoder and the 30-way multiplexer, or the whole
+        # No path crosses the decoder and the 21-way multiplexer, or the whole
         # multiplexer.
         read_words = [(reg, word) for reg in REGISTERS for word in range(reg.size // 4)]
         read_sel = {(reg.name, word): Signal(name=f"read_{reg.name}_{word}")
