@@ -22,7 +22,7 @@ Queue register ports
     pulse per published record that sets the queue's interrupt-pending bit).
 """
 
-from amaranth.hdl import Shape
+from amaranth.hdl import Cat, Const, Shape
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,7 +30,7 @@ __all__ = [
     "AXI_OKAY", "AXI_SLVERR", "AXI_DECERR",
     "MemReadSignature", "MemWriteSignature", "QueueRegsSignature",
     "InvalidateSignature", "PD_COUNT_WIDTH", "AxiLiteSignature", "AxiSignature",
-    "AXI_ID_WIDTH",
+    "AXI_ID_WIDTH", "queue_mask",
 ]
 
 AXI_OKAY = 0
@@ -192,6 +192,16 @@ class AxiSignature(wiring.Signature):
 #: W1C status bits that no hardware event ever sets (DESIGN §2: cmd_to is
 #: "never set"): they read 0 and are not part of a queue engine's port.
 NEVER_SET = ("cmd_to",)
+
+
+def queue_mask(log2sz_1):
+    """Index mask of a queue of 2**(log2sz_1+1) entries (LOG2SZ-1 at most 15),
+    17 bits wide.
+
+    Bit i is a comparison of ``log2sz_1`` with the constant i (no carry chain);
+    a bit that ``log2sz_1``'s width cannot reach is 0."""
+    top = (1 << len(log2sz_1)) - 1
+    return Cat(Const(1), *(log2sz_1 >= i if i <= top else Const(0) for i in range(1, 17)))
 
 
 def queue_status_names(queue):

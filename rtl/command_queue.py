@@ -20,7 +20,7 @@ from prifence.formats import (
 )
 from rtl.bus import (
     PD_COUNT_WIDTH, InvalidateSignature, MemReadSignature, MemWriteSignature,
-    QueueRegsSignature, queue_status_names,
+    QueueRegsSignature, queue_mask, queue_status_names,
 )
 
 __all__ = ["CommandQueue", "FETCH_TO_EXECUTE", "RESPONSE_BUFFER", "STATUS_SET_DELAY"]
@@ -30,7 +30,8 @@ __all__ = ["CommandQueue", "FETCH_TO_EXECUTE", "RESPONSE_BUFFER", "STATUS_SET_DE
 #: buffer's registered read).
 FETCH_TO_EXECUTE = 3
 #: ATS.PRGR responses the command queue holds for ``resp`` (handed to the
-#: response path: a disable does not take them back).
+#: response path: a disable does not take them back).  Two: the one-bit
+#: read/write pointers and the room level's code are written for two.
 RESPONSE_BUFFER = 2
 #: Cycles from the event (an error found, a fence completed) to its pulse on
 #: ``regs.set_status`` (the pulses leave the block as registers).
@@ -232,9 +233,9 @@ class CommandQueue(wiring.Component):
         fetch_inc = Signal(_INDEX_BITS, init=1)         # fetch_idx + 1 (masked)
         # Registered: cqb (and so the size) changes only while the queue is off.
         mask = Signal(_INDEX_BITS, init=1)
-        # Bit i is set when i <= LOG2SZ-1: each bit a compare of the field with
-        # a constant (one LUT), not a shift and a subtraction.
-        m.d.sync += mask.eq(Cat(Const(1, 1), *(regs.log2sz_1 >= i for i in range(1, _INDEX_BITS))))
+        # Each bit a compare of LOG2SZ-1 with a constant (one LUT), not a
+        # shift and a subtraction.
+        m.d.sync += mask.eq(queue_mask(regs.log2sz_1)[:_INDEX_BITS])
         run = Signal()              # enabled, on and not stopped, as of last cycle
         failed = Signal()           # an error was raised last cycle (pulsed this one)
         set_cqmf, set_cmd_ill, set_fence_w_ip = Signal(), Signal(), Signal()
@@ -319,9 +320,8 @@ class CommandQueue(wiring.Component):
             issue_ok_idle.eq(run & ~store_answered & _differ(m, fetch_idx, tail, "idle_differs")
                              & Mux(issued, reserved < depth - 1, reserved < depth)),
         ]
-        issue = Signal()
-        issue_now, stmt = _kept(run & Mux(issued, issue_ok_after, issue_ok_idle) & ~ar_pending, "issue_now")
-        m.d.comb += [stmt, issue.eq(issue_now)]
+        issue, stmt = _kept(run & Mux(issued, issue_ok_after, issue_ok_idle) & ~ar_pending, "issue_now")
+        m.d.comb += stmt
         m.d.sync += issued.eq(issue)
         base = Cat(Const(0, PAGE_SHIFT), regs.base_ppn)
         # The pending fetch is the one before fetch_idx.
@@ -486,7 +486,6 @@ class CommandQueue(wiring.Component):
         kind = {k: late_parts[("kind", k)][0] for k in ("fence_c", "fence_pd", "inval", "prgr")}
         parts = {k: Cat(*v).any() if v else Const(0, 1)
                  for (half, k), v in late_parts.items() if half == "hi"}
-        word_fault = late_fault
         if beats == 1:
             legal_fence = (kind["fence_c"] | kind["fence_pd"]) & ~parts["fence_bad"]
             legal_inval = kind["inval"] & ~parts["inval_bad"] & ~(parts["inval_dv"] & parts["inval_did_wide"])
@@ -500,7 +499,7 @@ class CommandQueue(wiring.Component):
             legal_prgr = ok["prgr"] & ~parts["prgr_bad"]
         legal = legal_fence | legal_inval | legal_prgr
         arriving = Signal(_CommandFlags)
-        fine = ~word_fault
+        fine = ~late_fault
         fence_waits = kind["fence_pd"] | parts["fence_av"]
         need_pop = Mux(fine & legal_inval, _NEED_INVAL,
                        Mux(fine & legal_prgr, _NEED_PRGR,
@@ -508,9 +507,9 @@ class CommandQueue(wiring.Component):
         m.d.comb += [
             arriving.need_pop.eq(need_pop),
             arriving.need_adv.eq(Mux(fine & legal_fence & fence_waits, _NEED_NEVER, need_pop)),
-            arriving.fault.eq(word_fault),
+            arriving.fault.eq(late_fault),
             arriving.illegal.eq(fine & ~legal),
-            arriving.stops.eq(word_fault | ~legal | legal_inval),
+            arriving.stops.eq(late_fault | ~legal | legal_inval),
             arriving.waits.eq(fine & legal_fence & fence_waits),
             arriving.drain.eq(fine & legal_fence & kind["fence_pd"]),
             arriving.store.eq(fine & legal_fence & ~kind["fence_pd"] & parts["fence_av"]),
@@ -538,7 +537,7 @@ class CommandQueue(wiring.Component):
         # clock), and ``resp.ready`` moves only the one-bit pointer and flags.
         resp = self.resp
         resp_valid, resp_full = Signal(), Signal()      # one or two responses held
-        resp_entries = [Signal(PrgResponse, name=f"resp_entry{i}") for i in range(2)]
+        resp_entries = [Signal(PrgResponse, name=f"resp_entry{i}") for i in range(RESPONSE_BUFFER)]
         resp_read, resp_write = Signal(), Signal()
         resp_take = resp_valid & resp.ready
         m.d.comb += [resp.valid.eq(resp_valid),
@@ -667,7 +666,7 @@ class CommandQueue(wiring.Component):
         # registers as one net and ``b.valid`` with the store's state and
         # answer code (``store_passes``, one net of registers) join in the
         # last LUT, not kept, so synthesis may fold the flip-flops' reset into it.
-        head_moves, stmt_moves = _kept(restart | (drain_done & ~fence_av), "head_moves")
+        head_moves, stmt_moves = _kept(restart | drain_adv, "head_moves")
         m.d.comb += [stmt_drain, stmt_moves]
         head_ce = exec_adv | head_moves | (b_valid & store_passes)
         with m.If(head_ce):
@@ -706,17 +705,17 @@ class CommandQueue(wiring.Component):
         head_if_pop, stmt_hp = _kept(ready_stays & buffer.stored, "head_if_pop")
         head_if_idle, stmt_hi = _kept(ready_stays & (buffer.stored | buffer.have), "head_if_idle")
         m.d.comb += [stmt_hp, stmt_hi]
-        # What the pop is when ready stays (neither INVAL_DDT nor a waiting fence).
-        consumes = popping
         # The terms of registers as nets of their own (two LUT levels and
         # one), the answers of the store and of the lookup join in the last LUT.
         exec_stays, stmt_es = _kept(st_exec & ~go_inval & ~to_drain & ~to_store, "exec_stays")
         drain_back, stmt_db = _kept(st_drain & (~run | (pd_reached & ~fence_av)), "drain_back")
         m.d.comb += [stmt_es, stmt_db]
-        next_exec = exec_stays | drain_back | (st_store & b_valid) | (st_inval & inval.ready)
+        next_exec = exec_stays | drain_back | store_answered | (st_inval & inval.ready)
         # A failed store stops the queue a cycle later than a failed command
         # (through ``failed``); nothing runs meanwhile: execution is not back
-        # in Exec and no fetch was allowed for that cycle.
+        # in Exec and no fetch was allowed for that cycle.  (Back to Exec from
+        # another state, it acts a cycle later; staying in Exec, no store can
+        # fail, so ``fail_mf | fail_ill`` is ``fail_now`` here.)
         m.d.comb += next_run.eq(regs.enable & on & ~regs.status.cqmf & ~regs.status.cmd_ill
                                 & ~fail_mf & ~fail_ill & ~failed)
         m.d.sync += [
@@ -728,15 +727,13 @@ class CommandQueue(wiring.Component):
             st_inval.eq(go_inval | (st_inval & ~inval.ready)),
             run.eq(next_run),
             flush.eq(~next_run),
-            # Back to Exec from another state, it acts a cycle later; staying in
-            # Exec, no store can fail (so fail_now is fail_mf | fail_ill here).
         ]
         # Whether a command is at the head next, and the room next worked out
         # for both values of ``resp.ready`` (it joins in the last LUT; with no
         # response held it does not matter): level[1] is "not full", level[0]
         # "full or none held" (see _NEED_INVAL).  The register file's bits
         # join in the room terms (each one LUT of ``regs_stay`` and registers).
-        next_head, stmt_nh = _kept(~leaves & Mux(consumes, head_if_pop, head_if_idle), "next_head")
+        next_head, stmt_nh = _kept(~leaves & Mux(popping, head_if_pop, head_if_idle), "next_head")
         stays_nf, stmt_a = _kept(regs_stay & ~(resp_full | (resp_valid & push)), "stays_not_full")
         held_stays, stmt_h = _kept(regs_stay & resp_valid, "held_stays")
         room_taken, stmt_b = _kept(regs_stay & ~push & ~resp_full, "room_taken")
@@ -824,9 +821,9 @@ class CommandQueue(wiring.Component):
 class _PrefetchBuffer(wiring.Component):
     """FIFO of prefetched commands: memories with a synchronous read port whose
     read registers hold the head (``r_data`` and ``r_flags``, valid when
-    ``have``).  An entry's data is presented on ``w_data`` in the cycle of
-    ``w_bits`` (it is written into the next free slot every cycle, so the data
-    memory has no write enable), and its flags are written (``w_flags_en``) a
+    ``have``).  An entry's data is presented on ``w_data`` a cycle before its
+    flags (it is written into the next free slot every cycle, so the data
+    memory has no write enable); its flags are written (``w_flags_en``) a
     cycle later, which is when the FIFO counts it.  ``pop`` (only while
     ``have`` and not ``flush``), the writes and ``flush`` (empties it) act at the
     clock edge.  A pop loads the next head at once only with ``pop_load``;

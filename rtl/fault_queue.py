@@ -9,20 +9,13 @@ from prifence.formats import (
     FQ_RECORD_BYTES, IOTVAL_PAGE_REQUEST, PAGE_SHIFT, TTYP_PAGE_REQUEST, FqRecord,
 )
 
-from .bus import MemWriteSignature, QueueRegsSignature, queue_status_names
+from .bus import MemWriteSignature, QueueRegsSignature, queue_mask, queue_status_names
 from .fifo import CountedFifo
 
-__all__ = ["FaultReport", "FaultQueue", "queue_mask"]
+__all__ = ["FaultReport", "FaultQueue"]
 
 #: A fault to record: the request's identity and the cause (DESIGN §4 FQ column).
 FaultReport = data.StructLayout({"did": 24, "pv": 1, "pid": 20, "priv": 1, "cause": 12})
-
-
-def queue_mask(log2sz_1):
-    """Index mask of a queue of 2**(log2sz_1+1) entries (LOG2SZ-1 at most 15).
-
-    Bit i is a comparison of ``log2sz_1`` with the constant i (no carry chain)."""
-    return Cat(Const(1), *(log2sz_1 >= i for i in range(1, 17)))
 
 
 class FaultQueue(wiring.Component):
@@ -114,7 +107,7 @@ class FaultQueue(wiring.Component):
         # on in the two cycles after.)
         log2_low = Signal(4, name="fq_log2sz_1_low")
         m.d.sync += [log2_low.eq(regs.log2sz_1[:4]),
-                     mask.eq(Cat(Const(1), *(log2_low >= i for i in range(1, 16)), Const(0)))]
+                     mask.eq(queue_mask(log2_low))]
         m.d.comb += [regs.hw_index.eq(fqt), regs.on.eq(on)]
 
         record = Signal(FqRecord, name="fq_record")

@@ -14,10 +14,10 @@ from prifence.formats import (
 
 from .bus import (
     PD_COUNT_WIDTH, DdtpSignature, InvalidateSignature, MemReadSignature, MemWriteSignature,
-    QueueRegsSignature, queue_status_names,
+    QueueRegsSignature, queue_mask, queue_status_names,
 )
 from .context_lookup import ContextLookup, ContextStatus
-from .fault_queue import FaultReport, queue_mask
+from .fault_queue import FaultReport
 from .fifo import CountedFifo
 from .ingress import Ingress
 
