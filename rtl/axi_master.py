@@ -162,7 +162,8 @@ class AxiMaster(wiring.Component):
         # enables), with the first two places of the order also kept in
         # registers of their own (``head_ok``, ``second``) and the occupancy
         # as a thermometer code (``order_valid``): the head's last beat only
-        # moves the read pointer, the occupancy and those two registers.
+        # moves the third place's pointer (``third_ptr``), the occupancy and
+        # those two registers.
         order = [Signal(width, name=f"w_order_{k}") for k in range(depth)]
         order_valid = Signal(depth, name="w_order_valid")
         # A granted AW enters the order as it is granted.

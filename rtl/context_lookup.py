@@ -335,18 +335,18 @@ class ContextLookup(wiring.Component):
         r_done = Signal(name="miss_r_done")      # the beat arrived last cycle
         r_fault = Signal(name="miss_r_fault")
         r_v = Signal(name="miss_r_v")
-        r_ok = Signal(name="miss_r_ok")          # OKAY, V=1 and well formed: the context may be cached
+        # OKAY, V=1 and well formed: the context may be cached.  Registered
+        # whole (tc_misconfigured is an OR of about fifty bits, three gates
+        # from the R beat), so that the fill is one gate; with OKAY and V=1 it
+        # is also "not misconfigured".
+        r_ok = Signal(name="miss_r_ok")
         r_flags = Signal(ContextFlags, name="miss_r_flags")
-        # tc_misconfigured, registered whole (an OR of about fifty bits:
-        # three gates from the R beat), so that the fill is one gate.
-        r_bad = Signal(name="miss_r_bad")
         m.d.sync += [
             r_done.eq(busy & issued & self.mem.r.valid),
             r_fault.eq(self.mem.r.p.resp != 0),
             r_v.eq(tc.v),
             r_ok.eq((self.mem.r.p.resp == 0) & tc.v & ~tc_misconfigured(tc)),
             r_flags.eq(Cat(tc.en_ats, tc.en_pri, tc.dtf, tc.prpr)),
-            r_bad.eq(tc_misconfigured(tc)),
         ]
         read = Signal(_Answer, name="answer_read")
         with m.If(r_fault):
@@ -355,7 +355,7 @@ class ContextLookup(wiring.Component):
         with m.Elif(~r_v):
             m.d.comb += read.eq(answer(ContextStatus.INVALID, ResponseCode.RESPONSE_FAILURE,
                                        Cause.DDT_INVALID))
-        with m.Elif(r_bad.any()):
+        with m.Elif(~r_ok):
             m.d.comb += read.eq(answer(ContextStatus.MISCONFIGURED, ResponseCode.RESPONSE_FAILURE,
                                        Cause.DDT_MISCONFIGURED))
         with m.Else():
@@ -375,11 +375,8 @@ class ContextLookup(wiring.Component):
         with m.If(o_free):
             m.d.sync += o_valid.eq(Mux(busy, r_done, s_valid & ~s_miss))
             m.d.sync += o_p.as_value()[PageRequest.as_shape().size:].eq(Mux(busy, read, now))
-        with m.If(s_go & s_miss):
-            m.d.sync += busy.eq(1)
-        with m.If(r_done):
-            m.d.sync += busy.eq(0)
         busy_next = ~r_done & (busy | (s_go & s_miss))
+        m.d.sync += busy.eq(busy_next)
         m.d.sync += i_open.eq(~busy_next & ~(self.ddtp.written | self.inval.valid))
         # The read's address follows the search stage while no read is in flight.
         with m.If(~busy):

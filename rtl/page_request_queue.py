@@ -191,8 +191,8 @@ class PageRequestQueue(wiring.Component):
         # --- retire order (a ring of decided requests) -------------------------------
         # A small RAM (distributed RAM where the device has it): written at the
         # tail when a request is decided, read asynchronously at the head.  An
-        # entry is read only while occupied, so it needs no reset.  The two
-        # bits that decide the retirement are in a RAM of their own, and the
+        # entry is read only while occupied, so it needs no reset.  The bits
+        # that decide the retirement (and PV) are in a RAM of their own, and the
         # head's are also in a register (``rob_head_kind``): loaded from the
         # entry after the head as the head retires (read at an index of its
         # own), or from the decision when it makes the head.
@@ -202,10 +202,10 @@ class PageRequestQueue(wiring.Component):
         m.submodules.rob_kind = rob_kind = Memory(shape=_RetireKind, depth=depth, init=[])
         kind_w = rob_kind.write_port()
         kind_r = rob_kind.read_port(domain="comb")
-        head_ptr = Signal(ptr_bits + 1, name="rob_head")
+        head_ptr = Signal(max(ptr_bits, 1), name="rob_head")
         head_after = Signal(max(ptr_bits, 1), name="rob_head_after", init=1 % depth)  # head index + 1
         h_kind = Signal(_RetireKind, name="rob_head_kind")
-        tail_ptr = Signal(ptr_bits + 1, name="rob_tail")
+        tail_ptr = Signal(max(ptr_bits, 1), name="rob_tail")
         bad = Signal(depth, name="rob_bad")           # write faulted or discarded
         w_pending = Signal(depth, name="rob_w_pending")  # write issued, B not yet seen
         # A write's fate is fixed when its B response arrives (``bad`` only
@@ -294,9 +294,6 @@ class PageRequestQueue(wiring.Component):
         # from registers), so that the decision and its enables are two gates
         # deep rather than one long chain of gates.
         keep = {"keep": 1}
-        # pqon=1 a cycle ahead, in a register of its own (set below from its
-        # next value) to shorten the decision.
-        open_ = Signal(name="pq_open")
         # "pqen=0, pqon=0 or pqmf" does not match, and "pqof" does not match:
         # registers, set a cycle ahead from the register file's bits as they
         # are now together with the sets this block is sending (so software's
@@ -339,7 +336,7 @@ class PageRequestQueue(wiring.Component):
         m.d.comb += entry_kind.eq(Cat(entry.is_write, entry.respond, entry.resp.pv))
 
         # The decision is taken only when every place it may go has room
-        # (the retire order, and so the record FIFOs; the FQ report FIFO), so
+        # (the retire order, and so the record FIFOs; the fault register), so
         # the handshake with the lookup depends on registers only and not on
         # the decision itself.
         # One register: the room of the retire order and of the fault
@@ -354,9 +351,6 @@ class PageRequestQueue(wiring.Component):
         write_alloc = Signal(name="pq_write_alloc", attrs=keep)     # a record is issued now
         m.d.comb += [decide.eq(lk.valid & can_decide),
                      write_alloc.eq(lk.valid & lk.p.usable & write_go & ~full)]
-        # The ring has room for a decision next cycle (in pq_can_decide, with
-        # the fault register's room, below) when fewer than depth - 1 entries
-        # are taken, or depth - 1 and no decision is taken now.
 
         # --- fault reports: one register on ``fault`` ----------------------------------------
         # The register loads the lookup's report whenever it is free (its
@@ -521,9 +515,9 @@ class PageRequestQueue(wiring.Component):
         h_kept = head.is_write & ~h_fate.bad          # its record is published (once final)
         h_ready = occupied & ~out_full                # there is a head and room for it
         m.d.comb += retire.eq(h_ready & h_final)
-        m.d.comb += publish.eq(h_ready & head.is_write & b_ahead_nz & ~h_fate.bad)
         retired_write = Signal(name="pq_retired_write")
         m.d.comb += retired_write.eq(h_ready & head.is_write & b_ahead_nz)
+        m.d.comb += publish.eq(retired_write & ~h_fate.bad)
 
         def count(thermometer, up, down):
             # One more or one fewer (the shift's direction depends on ``up``
@@ -563,8 +557,8 @@ class PageRequestQueue(wiring.Component):
         # answer, or one to drop (each one gate of registers).
         push_answer = Signal(name="pq_out_push_answer", attrs={"keep": 1})
         push_drop = Signal(name="pq_out_push_drop", attrs={"keep": 1})
-        m.d.comb += [push_answer.eq(h_ready & h_final & out_item.respond),
-                     push_drop.eq(h_ready & h_final & ~out_item.respond)]
+        m.d.comb += [push_answer.eq(retire & out_item.respond),
+                     push_drop.eq(retire & ~out_item.respond)]
         # The first entry next: after a pop, the second (the one pushed now,
         # unless both were taken); without one, the same (the one pushed now,
         # if the stage is empty).  The second: kept while both are taken and
@@ -614,7 +608,7 @@ class PageRequestQueue(wiring.Component):
         # leaves (pqmf then holds every decision back, and pqt cannot move,
         # since every record issued after the faulting one is discarded).
         restart = Signal(name="pq_restart")
-        m.d.sync += restart.eq(h_ready & head.is_write & b_ahead_nz & h_fate.owner)
+        m.d.sync += restart.eq(retired_write & h_fate.owner)
         m.d.comb += regs.set_status.pqmf.eq(restart)
         # No decision in the cycle after a restart or an enable: the full test
         # of that cycle compares an old index.
@@ -651,14 +645,12 @@ class PageRequestQueue(wiring.Component):
         turn_off = on & ~regs.enable & ~queue_ok & (writes_in_rob == 0) & ~issued_last
         with m.If(turn_off):
             m.d.sync += on.eq(0)
-        on_next = Mux(~on & regs.enable, 1, on & ~turn_off)
-        m.d.sync += open_.eq(on_next)
         # The queue rows' registers (see decide_queue_ok): pqmf and pqof as
         # they will be after this block's own sets, mf_pending and of_pending
         # as they will be.
         mf_pending_next = ~restart & (mf_pending | first_fault)
         of_pending_next = decide & set_of
-        # (on_next is 1 whenever pqen is)
+        # (pqon is 1 next cycle whenever pqen is)
         queue_ok_next = regs.enable & ~regs.status.pqmf & ~restart & ~mf_pending_next
         no_of_next = ~regs.status.pqof & ~of_pending & ~of_pending_next
         # (of_pending_next with a decision now: success & full)

@@ -99,7 +99,8 @@ class PrifenceCore(wiring.Component):
         mem = dict(addr_width=self.addr_width, data_width=self.data_width)
         m.submodules.regs = regs = RegisterFile(addr_width=self.addr_width)
         # Only the fence's AV store needs its lone W beat to leave with its
-        # AW (IOFENCE latency); the record writers get a registered w.ready.
+        # AW (IOFENCE latency); the record writers get a w.ready of flip-flops
+        # and wready only.
         m.submodules.axi = axi = AxiMaster(
             read_clients=len(READ_CLIENTS), write_clients=len(WRITE_CLIENTS),
             early_w_clients=(WRITE_CLIENTS.index("fence_store"),), **mem)
